@@ -1,0 +1,407 @@
+//! Devices: one WhatsApp phone each, known to WAHA by its session id.
+
+use serde_json::{Map, Value};
+
+use crate::media::file_meta_from_url;
+use crate::session::session_id_from_name;
+use crate::token::is_acceptable_token;
+use crate::validation::{Field, FieldReader, Mode, ValidationContext, ValidationErrors};
+
+/// WAHA webhook events a device may subscribe its integrator webhook to.
+pub const WEBHOOK_EVENTS: &[&str] = &[
+    "message",
+    "message.any",
+    "message.ack",
+    "message.ack.group",
+    "message.waiting",
+    "message.reaction",
+    "message.revoked",
+    "message.edited",
+    "session.status",
+    "presence.update",
+    "poll.vote",
+    "poll.vote.failed",
+    "chat.archive",
+    "call.received",
+    "call.accepted",
+    "call.rejected",
+    "label.upsert",
+    "label.deleted",
+    "label.chat.added",
+    "label.chat.deleted",
+    "group.join",
+    "group.leave",
+    "group.v2.join",
+    "group.v2.leave",
+    "group.v2.update",
+    "group.v2.participants",
+    "engine.event",
+    "event.response",
+    "event.response.failed",
+    "state.change",
+];
+
+const MAX_NAME: usize = 100;
+const MAX_TEXT: usize = 4096;
+const MAX_URL: usize = 2048;
+
+/// A device's integrator-editable settings, validated and normalised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceDraft {
+    /// Display name; its slug is the session id.
+    pub name: String,
+    /// International digits without `+`.
+    pub phone_number: String,
+    /// Whether events are forwarded to `webhook_url`.
+    pub webhook_status: bool,
+    /// The integrator's webhook.
+    pub webhook_url: Option<String>,
+    /// Event names forwarded to the webhook (a subset of [`WEBHOOK_EVENTS`]).
+    pub webhook_options: Option<Vec<String>>,
+    /// Sent when a conversation opens.
+    pub opening_message: Option<String>,
+    /// Sent when a conversation closes.
+    pub closing_message: Option<String>,
+    /// Automatic answer to incoming messages.
+    pub auto_reply: Option<String>,
+    /// Text accompanying auto-forwarded messages.
+    pub auto_forward: Option<String>,
+    /// Where incoming messages are forwarded, international digits.
+    pub auto_forward_number: Option<String>,
+}
+
+/// A validated create/update request: the settings plus a new secret token, when one was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceInput {
+    /// The settings to store.
+    pub draft: DeviceDraft,
+    /// A client-chosen secret token (create or rotate); `None` keeps (or, on create, generates).
+    pub secret_token: Option<String>,
+}
+
+impl DeviceDraft {
+    /// The session id this draft's name gives a new device.
+    pub fn session_id(&self) -> String {
+        session_id_from_name(&self.name)
+    }
+
+    /// `webhook_options` as stored and shown: a compact JSON array in a string.
+    pub fn webhook_options_json(&self) -> Option<String> {
+        self.webhook_options
+            .as_ref()
+            .map(|o| serde_json::to_string(o).unwrap_or_else(|_| "[]".to_owned()))
+    }
+}
+
+/// Parses a stored `webhook_options` JSON string back into event names.
+pub fn parse_webhook_options(stored: Option<&str>) -> Option<Vec<String>> {
+    stored.and_then(|s| serde_json::from_str(s).ok())
+}
+
+/// Validates a device body. `stored` is the current device for PUT/PATCH (`Mode::Patch` keeps
+/// absent fields; `Mode::Full` requires `name` and `phone_number`).
+pub fn validate_device(
+    body: &Map<String, Value>,
+    mode: Mode,
+    stored: Option<&DeviceDraft>,
+    ctx: &ValidationContext,
+) -> Result<DeviceInput, ValidationErrors> {
+    let mut r = FieldReader::new(body);
+    let keep = |f: fn(&DeviceDraft) -> Option<String>| match mode {
+        Mode::Patch => stored.and_then(f),
+        Mode::Full => None,
+    };
+
+    let name = required_text(&mut r, "name", MAX_NAME, keep(|d| Some(d.name.clone())));
+    if let Some(n) = &name {
+        if session_id_from_name(n).is_empty() {
+            r.fail(
+                "name",
+                "The name must contain at least one letter or digit.",
+            );
+        }
+    }
+
+    let phone_number = match r.string("phone_number", 64) {
+        Field::Value(p) => normalize_phone(&mut r, "phone_number", &p, ctx),
+        Field::Invalid => None,
+        Field::Absent if mode == Mode::Patch => stored.map(|d| d.phone_number.clone()),
+        _ => {
+            r.required("phone_number");
+            None
+        }
+    };
+
+    let secret_token = match r.string("secret_token", 256) {
+        Field::Value(t) if is_acceptable_token(&t) => Some(t),
+        Field::Value(_) => {
+            r.fail(
+                "secret_token",
+                "The secret token must be 32 to 128 characters of letters, digits, '-', '_', '.' or '~'.",
+            );
+            None
+        }
+        _ => None,
+    };
+
+    let webhook_status = match r.boolean("webhook_status") {
+        Field::Value(b) => b,
+        Field::Absent if mode == Mode::Patch => stored.is_some_and(|d| d.webhook_status),
+        _ => false,
+    };
+
+    let webhook_url = match r.string("webhook_url", MAX_URL) {
+        Field::Value(u) => match file_meta_from_url(&u) {
+            Ok(meta) => Some(meta.url),
+            Err(e) => {
+                r.fail("webhook_url", format!("The webhook url {e}."));
+                None
+            }
+        },
+        other => other.or_keep(keep(|d| d.webhook_url.clone())),
+    };
+    if webhook_status && webhook_url.is_none() && !r.errors.has("webhook_url") {
+        r.fail(
+            "webhook_url",
+            "The webhook url field is required when webhook status is true.",
+        );
+    }
+
+    let webhook_options = read_webhook_options(&mut r).or_keep(
+        stored
+            .and_then(|d| d.webhook_options.clone())
+            .filter(|_| mode == Mode::Patch),
+    );
+
+    let opening_message = optional_text(
+        &mut r,
+        "opening_message",
+        keep(|d| d.opening_message.clone()),
+    );
+    let closing_message = optional_text(
+        &mut r,
+        "closing_message",
+        keep(|d| d.closing_message.clone()),
+    );
+    let auto_reply = optional_text(&mut r, "auto_reply", keep(|d| d.auto_reply.clone()));
+    let auto_forward = optional_text(&mut r, "auto_forward", keep(|d| d.auto_forward.clone()));
+
+    let auto_forward_number = match r.string("auto_forward_number", 64) {
+        Field::Value(p) => normalize_phone(&mut r, "auto_forward_number", &p, ctx),
+        other => other.or_keep(keep(|d| d.auto_forward_number.clone())),
+    };
+
+    let errors = std::mem::take(&mut r.errors);
+    match (name, phone_number) {
+        (Some(name), Some(phone_number)) if errors.is_empty() => Ok(DeviceInput {
+            draft: DeviceDraft {
+                name: name.trim().to_owned(),
+                phone_number,
+                webhook_status,
+                webhook_url,
+                webhook_options,
+                opening_message,
+                closing_message,
+                auto_reply,
+                auto_forward,
+                auto_forward_number,
+            },
+            secret_token,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn required_text(
+    r: &mut FieldReader<'_>,
+    key: &str,
+    max: usize,
+    kept: Option<String>,
+) -> Option<String> {
+    match r.string(key, max) {
+        Field::Value(v) => Some(v),
+        Field::Invalid => None,
+        Field::Absent if kept.is_some() => kept,
+        _ => {
+            r.required(key);
+            None
+        }
+    }
+}
+
+fn optional_text(r: &mut FieldReader<'_>, key: &str, kept: Option<String>) -> Option<String> {
+    r.string(key, MAX_TEXT).or_keep(kept)
+}
+
+/// Normalises a phone field, recording a 422-style message when it is not a valid number.
+pub(crate) fn normalize_phone(
+    r: &mut FieldReader<'_>,
+    key: &str,
+    raw: &str,
+    ctx: &ValidationContext,
+) -> Option<String> {
+    match ctx.phones.normalize(raw) {
+        Ok(p) => Some(p),
+        Err(_) => {
+            r.fail(
+                key,
+                format!(
+                    "The {} is not a valid phone number.",
+                    crate::validation::label(key)
+                ),
+            );
+            None
+        }
+    }
+}
+
+fn read_webhook_options(r: &mut FieldReader<'_>) -> Field<Vec<String>> {
+    const KEY: &str = "webhook_options";
+    let items: Vec<Value> = match r.raw(KEY) {
+        None => return Field::Absent,
+        Some(Value::Null) => return Field::Null,
+        Some(Value::Array(items)) => items.clone(),
+        // Reads show the options as a JSON string; accept that form back for round trips.
+        Some(Value::String(s)) if s.trim().is_empty() => return Field::Null,
+        Some(Value::String(s)) => match serde_json::from_str::<Vec<Value>>(s) {
+            Ok(items) => items,
+            Err(_) => {
+                r.fail(KEY, "The webhook options must be an array of event names.");
+                return Field::Invalid;
+            }
+        },
+        Some(_) => {
+            r.fail(KEY, "The webhook options must be an array of event names.");
+            return Field::Invalid;
+        }
+    };
+    let mut events: Vec<String> = Vec::with_capacity(items.len());
+    let mut bad = false;
+    for item in items {
+        match item.as_str() {
+            Some(e) if WEBHOOK_EVENTS.contains(&e) => {
+                if !events.iter().any(|x| x == e) {
+                    events.push(e.to_owned());
+                }
+            }
+            Some(e) => {
+                bad = true;
+                r.fail(
+                    KEY,
+                    format!("The webhook option `{e}` is not a WAHA event."),
+                );
+            }
+            None => {
+                bad = true;
+                r.fail(KEY, "Each webhook option must be a string.");
+            }
+        }
+    }
+    if bad {
+        Field::Invalid
+    } else {
+        Field::Value(events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx() -> ValidationContext {
+        ValidationContext {
+            phones: crate::PhoneNormalizer::new("ID").unwrap(),
+            timezone: chrono_tz::Asia::Jakarta,
+        }
+    }
+
+    fn reference_body() -> Value {
+        json!({
+            "name": "WAPI Test",
+            "phone_number": "0811010010010",
+            "secret_token": "9f13a714ce15ddeb1e02835772b53fcc5de6355f05204354bbbc0023601816ee",
+            "webhook_status": true,
+            "webhook_url": "https://f947f32ac09a.ngrok-free.app/api/v1/waha-webhook",
+            "webhook_options": ["message", "message.ack", "message.waiting"],
+            "opening_message": "Hello",
+            "closing_message": "Hola",
+            "auto_reply": "Hai",
+            "auto_forward": "Hei",
+            "auto_forward_number": "811010010010"
+        })
+    }
+
+    #[test]
+    fn reference_body_is_valid_and_normalised() {
+        let body = reference_body();
+        let input = validate_device(body.as_object().unwrap(), Mode::Full, None, &ctx()).unwrap();
+        assert_eq!(input.draft.session_id(), "wapi-test");
+        assert_eq!(input.draft.phone_number, "62811010010010");
+        assert_eq!(
+            input.draft.auto_forward_number.as_deref(),
+            Some("62811010010010")
+        );
+        assert_eq!(
+            input.draft.webhook_options_json().unwrap(),
+            r#"["message","message.ack","message.waiting"]"#
+        );
+        assert!(input.secret_token.is_some());
+    }
+
+    #[test]
+    fn every_bad_field_is_reported() {
+        let body = json!({
+            "name": 5,
+            "phone_number": "abc",
+            "webhook_status": "yes",
+            "webhook_url": "ftp://x",
+            "webhook_options": ["message", "nope"],
+            "secret_token": "short"
+        });
+        let errors =
+            validate_device(body.as_object().unwrap(), Mode::Full, None, &ctx()).unwrap_err();
+        for field in [
+            "name",
+            "phone_number",
+            "webhook_status",
+            "webhook_url",
+            "webhook_options",
+            "secret_token",
+        ] {
+            assert!(errors.has(field), "{field}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn patch_keeps_absent_fields() {
+        let body = reference_body();
+        let stored = validate_device(body.as_object().unwrap(), Mode::Full, None, &ctx())
+            .unwrap()
+            .draft;
+        let patch = json!({"auto_reply": null, "webhook_options": "[\"message\"]"});
+        let input = validate_device(
+            patch.as_object().unwrap(),
+            Mode::Patch,
+            Some(&stored),
+            &ctx(),
+        )
+        .unwrap();
+        assert_eq!(input.draft.name, "WAPI Test");
+        assert_eq!(input.draft.auto_reply, None);
+        assert_eq!(input.draft.opening_message.as_deref(), Some("Hello"));
+        assert_eq!(
+            input.draft.webhook_options,
+            Some(vec!["message".to_owned()])
+        );
+        assert_eq!(input.secret_token, None);
+    }
+
+    #[test]
+    fn webhook_on_needs_a_url() {
+        let body = json!({"name": "A", "phone_number": "0811010010010", "webhook_status": 1});
+        let errors =
+            validate_device(body.as_object().unwrap(), Mode::Full, None, &ctx()).unwrap_err();
+        assert!(errors.has("webhook_url"));
+    }
+}

@@ -1,0 +1,19 @@
+//! Wapim's vocabulary: the types and rules every service shares.
+//!
+//! Nothing here performs I/O: phone numbers, session ids, schedules, tokens and the validation of
+//! request bodies are pure functions, so the gateway, the dispatcher and the tests agree on them.
+
+pub mod device;
+pub mod media;
+pub mod message;
+pub mod phone;
+pub mod schedule;
+pub mod session;
+pub mod status;
+pub mod time;
+pub mod token;
+pub mod validation;
+
+pub use phone::PhoneNormalizer;
+pub use status::{CalendarType, DeviceStatus, MessageStatus, MessageType};
+pub use validation::{ValidationContext, ValidationErrors};

@@ -1,0 +1,283 @@
+//! Layered configuration for every Wapim service.
+//!
+//! Order, later wins: the defaults compiled in from `config/default.toml`, an optional file named
+//! by `WAPIM_CONFIG_FILE`, then environment variables `WAPIM_<SECTION>__<KEY>`. Errors name the
+//! environment variable an operator would set, in one line.
+
+use config::{Config, Environment, File, FileFormat};
+use serde::Deserialize;
+
+/// The defaults, compiled in so a binary runs from any directory.
+pub const DEFAULTS_TOML: &str = include_str!("../../../config/default.toml");
+
+/// A setting that is missing or unusable; `Display` is the one line an operator reads.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The layers could not be read or do not deserialize (wrong type, bad file).
+    #[error("invalid configuration: {0}")]
+    Load(String),
+    /// A value that is present but unusable.
+    #[error("invalid setting {var}: {reason}")]
+    Invalid {
+        /// The environment variable that sets it.
+        var: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A required value that nobody set.
+    #[error("missing setting {var}: {reason}")]
+    Missing {
+        /// The environment variable that sets it.
+        var: &'static str,
+        /// What it is for.
+        reason: &'static str,
+    },
+}
+
+/// Everything a Wapim process may read; each service uses the sections it needs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// IANA zone for local schedule times (`WAPIM_TIMEZONE`).
+    pub timezone: String,
+    /// The database.
+    pub database: DatabaseSettings,
+    /// The HTTP listener.
+    pub http: HttpSettings,
+    /// Credentials.
+    pub auth: AuthSettings,
+    /// Phone number reading.
+    pub phone: PhoneSettings,
+    /// Request limits.
+    pub limits: LimitSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// `[database]`: where and how to connect.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// Connection URL (`WAPIM_DATABASE__URL`).
+    pub url: String,
+    /// Pool size per process.
+    pub pool_max_size: u32,
+    /// Seconds to wait for a pooled connection.
+    pub connect_timeout_secs: u64,
+    /// Create the database on start-up when missing.
+    pub create_if_missing: bool,
+}
+
+/// `[http]`: the listener and body limits.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    /// Interface to bind (`WAPIM_HTTP__HOST`).
+    pub host: String,
+    /// Port to bind (`WAPIM_HTTP__PORT`); 0 picks a free one.
+    pub port: u16,
+    /// Base URL for links in list responses; empty derives it from the request.
+    pub public_url: String,
+    /// Body limit for single-record endpoints.
+    pub max_body_bytes: usize,
+    /// Body limit for the batch endpoint.
+    pub max_batch_body_bytes: usize,
+    /// Worker threads (0: one per core).
+    pub workers: usize,
+}
+
+/// `[auth]`: the operator credential.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    /// Bearer token that may manage every device (`WAPIM_AUTH__ADMIN_TOKEN`).
+    pub admin_token: String,
+}
+
+/// `[phone]`: how national numbers are read.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PhoneSettings {
+    /// ISO 3166 alpha-2 region (`WAPIM_PHONE__DEFAULT_REGION`).
+    pub default_region: String,
+}
+
+/// `[limits]`: protections against oversized or repeated work.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LimitSettings {
+    /// Items accepted by one batch request.
+    pub batch_max_items: usize,
+    /// Hours an `Idempotency-Key` replays its first response.
+    pub idempotency_ttl_hours: u32,
+}
+
+/// `[log]`: what tracing prints.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    /// Filter directive, e.g. `info` or `wapim_gateway=debug,info`.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: String,
+}
+
+/// Shortest operator token accepted: anything shorter is guessable.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
+
+impl Settings {
+    /// Reads defaults, the optional `WAPIM_CONFIG_FILE` and the `WAPIM_*` environment.
+    pub fn load() -> Result<Self, SettingsError> {
+        Self::load_from(std::env::vars())
+    }
+
+    /// Like [`Settings::load`] but from the given variables: tests build settings without
+    /// touching the process environment.
+    pub fn load_from(
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let vars: std::collections::HashMap<String, String> = vars
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("WAPIM_"))
+            .collect();
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml));
+        if let Some(path) = vars.get("WAPIM_CONFIG_FILE") {
+            builder = builder.add_source(File::with_name(path).required(true));
+        }
+        let env_vars: std::collections::HashMap<String, String> = vars
+            .iter()
+            .filter(|(k, _)| k.as_str() != "WAPIM_CONFIG_FILE")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder.add_source(
+            Environment::with_prefix("WAPIM")
+                .prefix_separator("_")
+                .separator("__")
+                .source(Some(env_vars)),
+        );
+        let settings: Settings = builder
+            .build()
+            .and_then(Config::try_deserialize)
+            .map_err(|e| SettingsError::Load(name_env_var(&e.to_string())))?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Checks the values every service relies on.
+    fn check(&self) -> Result<(), SettingsError> {
+        if self.database.url.trim().is_empty() {
+            return Err(SettingsError::Missing {
+                var: "WAPIM_DATABASE__URL",
+                reason: "the PostgreSQL URL, e.g. postgres://user@host:5432/wapim",
+            });
+        }
+        if !(self.database.url.starts_with("postgres://")
+            || self.database.url.starts_with("postgresql://"))
+        {
+            return Err(SettingsError::Invalid {
+                var: "WAPIM_DATABASE__URL",
+                reason: "must start with postgres:// or postgresql://".into(),
+            });
+        }
+        if self.database.pool_max_size == 0 {
+            return Err(SettingsError::Invalid {
+                var: "WAPIM_DATABASE__POOL_MAX_SIZE",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.limits.batch_max_items == 0 {
+            return Err(SettingsError::Invalid {
+                var: "WAPIM_LIMITS__BATCH_MAX_ITEMS",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(SettingsError::Invalid {
+                var: "WAPIM_LOG__FORMAT",
+                reason: format!("`{}` is neither `text` nor `json`", self.log.format),
+            });
+        }
+        Ok(())
+    }
+
+    /// The operator token, required by services that serve the REST API.
+    pub fn require_admin_token(&self) -> Result<&str, SettingsError> {
+        let token = self.auth.admin_token.trim();
+        if token.is_empty() {
+            return Err(SettingsError::Missing {
+                var: "WAPIM_AUTH__ADMIN_TOKEN",
+                reason:
+                    "the operator token (at least 32 characters; `openssl rand -hex 32` makes one)",
+            });
+        }
+        if token.len() < MIN_ADMIN_TOKEN_LEN {
+            return Err(SettingsError::Invalid {
+                var: "WAPIM_AUTH__ADMIN_TOKEN",
+                reason: format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters"),
+            });
+        }
+        Ok(token)
+    }
+}
+
+/// Rewrites config's `key \`http.port\`` into the environment variable operators set.
+fn name_env_var(message: &str) -> String {
+    let Some(start) = message.find("key `") else {
+        return message.to_owned();
+    };
+    let rest = &message[start + 5..];
+    let Some(end) = rest.find('`') else {
+        return message.to_owned();
+    };
+    let key = &rest[..end];
+    let var = format!("WAPIM_{}", key.to_ascii_uppercase().replace('.', "__"));
+    format!("{message} (set by {var})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_load() {
+        let s = Settings::load_from(vars(&[])).unwrap();
+        assert_eq!(s.http.port, 8000);
+        assert_eq!(s.timezone, "Asia/Jakarta");
+        assert_eq!(s.phone.default_region, "ID");
+        assert_eq!(s.limits.batch_max_items, 1000);
+    }
+
+    #[test]
+    fn environment_overrides_sections() {
+        let s = Settings::load_from(vars(&[
+            ("WAPIM_HTTP__PORT", "9001"),
+            ("WAPIM_DATABASE__URL", "postgres://u@h/db"),
+            ("WAPIM_TIMEZONE", "Europe/Berlin"),
+            ("WAPIM_AUTH__ADMIN_TOKEN", "1e5"),
+            ("WAPIM_PHONE__DEFAULT_REGION", "US"),
+        ]))
+        .unwrap();
+        assert_eq!(s.http.port, 9001);
+        assert_eq!(s.database.url, "postgres://u@h/db");
+        assert_eq!(s.timezone, "Europe/Berlin");
+        // Tokens stay strings even when they look like numbers.
+        assert_eq!(s.auth.admin_token, "1e5");
+        assert_eq!(s.phone.default_region, "US");
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = Settings::load_from(vars(&[("WAPIM_HTTP__PORT", "eighty")])).unwrap_err();
+        assert!(err.to_string().contains("WAPIM_HTTP__PORT"), "{err}");
+        let err = Settings::load_from(vars(&[("WAPIM_DATABASE__URL", "mysql://x")])).unwrap_err();
+        assert!(err.to_string().contains("WAPIM_DATABASE__URL"), "{err}");
+        let s = Settings::load_from(vars(&[])).unwrap();
+        let err = s.require_admin_token().unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("missing setting WAPIM_AUTH__ADMIN_TOKEN"),
+            "{err}"
+        );
+    }
+}

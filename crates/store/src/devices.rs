@@ -1,0 +1,275 @@
+//! Device rows and their repository functions.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::listing::{Page, Paged, Sort, Trashed};
+use crate::schema::devices;
+use crate::{conflict_on, DbConn, StoreError};
+
+/// A stored device.
+#[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = devices)]
+pub struct DeviceRow {
+    /// Numeric id shown in the API.
+    pub id: i64,
+    /// Display name.
+    pub name: String,
+    /// Slug of the name at creation; fixed afterwards (WAHA and integrators know it).
+    pub session_id: String,
+    /// International digits.
+    pub phone_number: String,
+    /// WAHA session state.
+    pub status: String,
+    /// SHA-256 of the secret token.
+    pub secret_token_hash: String,
+    /// Masked token shown by reads.
+    pub secret_token_masked: String,
+    /// Forward events to `webhook_url`.
+    pub webhook_status: bool,
+    /// Integrator webhook.
+    pub webhook_url: Option<String>,
+    /// JSON array of event names.
+    pub webhook_options: Option<String>,
+    /// Automation: conversation opening text.
+    pub opening_message: Option<String>,
+    /// Automation: conversation closing text.
+    pub closing_message: Option<String>,
+    /// Automation: auto-reply text.
+    pub auto_reply: Option<String>,
+    /// Automation: auto-forward text.
+    pub auto_forward: Option<String>,
+    /// Automation: auto-forward target.
+    pub auto_forward_number: Option<String>,
+    /// UTC.
+    pub created_at: NaiveDateTime,
+    /// UTC.
+    pub updated_at: NaiveDateTime,
+    /// UTC; set when soft-deleted.
+    pub deleted_at: Option<NaiveDateTime>,
+}
+
+/// The editable columns of a device, written on create and on update.
+#[derive(Debug, Clone, Insertable, AsChangeset)]
+#[diesel(table_name = devices, treat_none_as_null = true)]
+pub struct DeviceFields {
+    /// Display name.
+    pub name: String,
+    /// International digits.
+    pub phone_number: String,
+    /// Forward events to `webhook_url`.
+    pub webhook_status: bool,
+    /// Integrator webhook.
+    pub webhook_url: Option<String>,
+    /// JSON array of event names.
+    pub webhook_options: Option<String>,
+    /// Automation texts and target.
+    pub opening_message: Option<String>,
+    /// See [`DeviceRow::closing_message`].
+    pub closing_message: Option<String>,
+    /// See [`DeviceRow::auto_reply`].
+    pub auto_reply: Option<String>,
+    /// See [`DeviceRow::auto_forward`].
+    pub auto_forward: Option<String>,
+    /// See [`DeviceRow::auto_forward_number`].
+    pub auto_forward_number: Option<String>,
+}
+
+/// A new secret token, stored only as its hash and masked form.
+#[derive(Debug, Clone, AsChangeset)]
+#[diesel(table_name = devices)]
+pub struct TokenFields {
+    /// SHA-256 hex.
+    pub secret_token_hash: String,
+    /// Masked form for reads.
+    pub secret_token_masked: String,
+}
+
+/// Columns a device list may be sorted by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceSortColumn {
+    /// `id`.
+    Id,
+    /// `name`.
+    Name,
+    /// `session_id`.
+    SessionId,
+    /// `status`.
+    Status,
+    /// `created_at`.
+    CreatedAt,
+    /// `updated_at`.
+    UpdatedAt,
+}
+
+/// Filters of `GET /devices`.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceFilter {
+    /// Restrict to one device (device credentials see only themselves).
+    pub only_id: Option<i64>,
+    /// Exact status.
+    pub status: Option<String>,
+    /// Exact session id.
+    pub session_id: Option<String>,
+    /// Soft-delete visibility.
+    pub trashed: Trashed,
+}
+
+/// Inserts a device; a live device with the same session id is a `Conflict("session_id")`.
+pub fn insert(
+    conn: &mut DbConn,
+    fields: &DeviceFields,
+    session_id: &str,
+    token: &TokenFields,
+    now: NaiveDateTime,
+) -> Result<DeviceRow, StoreError> {
+    diesel::insert_into(devices::table)
+        .values((
+            fields,
+            devices::session_id.eq(session_id),
+            devices::secret_token_hash.eq(&token.secret_token_hash),
+            devices::secret_token_masked.eq(&token.secret_token_masked),
+            devices::created_at.eq(now),
+            devices::updated_at.eq(now),
+        ))
+        .returning(DeviceRow::as_returning())
+        .get_result(conn)
+        .map_err(conflict_on("session_id"))
+}
+
+/// A device by id; soft-deleted ones only when `with_trashed`.
+pub fn find(conn: &mut DbConn, id: i64, with_trashed: bool) -> Result<DeviceRow, StoreError> {
+    let mut query = devices::table.filter(devices::id.eq(id)).into_boxed();
+    if !with_trashed {
+        query = query.filter(devices::deleted_at.is_null());
+    }
+    query
+        .select(DeviceRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(StoreError::NotFound)
+}
+
+/// The live device a session id names, if any (authentication and message ownership).
+pub fn find_live_by_session(
+    conn: &mut DbConn,
+    session_id: &str,
+) -> Result<Option<DeviceRow>, StoreError> {
+    Ok(devices::table
+        .filter(devices::session_id.eq(session_id))
+        .filter(devices::deleted_at.is_null())
+        .select(DeviceRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// One page of devices matching `filter`, sorted, with the total.
+pub fn list(
+    conn: &mut DbConn,
+    filter: &DeviceFilter,
+    sort: Sort<DeviceSortColumn>,
+    page: Page,
+) -> Result<Paged<DeviceRow>, StoreError> {
+    let total: i64 = filtered(filter).count().get_result(conn)?;
+    let mut query = filtered(filter);
+    use DeviceSortColumn as C;
+    query = match (sort.column, sort.descending) {
+        (C::Id, true) => query.order(devices::id.desc()),
+        (C::Id, false) => query.order(devices::id.asc()),
+        (C::Name, true) => query.order((devices::name.desc(), devices::id.desc())),
+        (C::Name, false) => query.order((devices::name.asc(), devices::id.asc())),
+        (C::SessionId, true) => query.order(devices::session_id.desc()),
+        (C::SessionId, false) => query.order(devices::session_id.asc()),
+        (C::Status, true) => query.order((devices::status.desc(), devices::id.desc())),
+        (C::Status, false) => query.order((devices::status.asc(), devices::id.asc())),
+        (C::CreatedAt, true) => query.order((devices::created_at.desc(), devices::id.desc())),
+        (C::CreatedAt, false) => query.order((devices::created_at.asc(), devices::id.asc())),
+        (C::UpdatedAt, true) => query.order((devices::updated_at.desc(), devices::id.desc())),
+        (C::UpdatedAt, false) => query.order((devices::updated_at.asc(), devices::id.asc())),
+    };
+    let rows = query
+        .limit(page.size)
+        .offset(page.offset())
+        .select(DeviceRow::as_select())
+        .load(conn)?;
+    Ok(Paged { rows, total })
+}
+
+fn filtered(filter: &DeviceFilter) -> devices::BoxedQuery<'_, crate::Backend> {
+    let mut query = devices::table.into_boxed();
+    query = match filter.trashed {
+        Trashed::Without => query.filter(devices::deleted_at.is_null()),
+        Trashed::Only => query.filter(devices::deleted_at.is_not_null()),
+        Trashed::With => query,
+    };
+    if let Some(id) = filter.only_id {
+        query = query.filter(devices::id.eq(id));
+    }
+    if let Some(status) = &filter.status {
+        query = query.filter(devices::status.eq(status));
+    }
+    if let Some(session_id) = &filter.session_id {
+        query = query.filter(devices::session_id.eq(session_id));
+    }
+    query
+}
+
+/// Replaces a live device's editable fields (and its token, when given).
+pub fn update(
+    conn: &mut DbConn,
+    id: i64,
+    fields: &DeviceFields,
+    token: Option<&TokenFields>,
+    now: NaiveDateTime,
+) -> Result<DeviceRow, StoreError> {
+    conn.transaction(|conn| {
+        let target = devices::table
+            .filter(devices::id.eq(id))
+            .filter(devices::deleted_at.is_null());
+        if let Some(token) = token {
+            diesel::update(target).set(token).execute(conn)?;
+        }
+        diesel::update(target)
+            .set((fields, devices::updated_at.eq(now)))
+            .returning(DeviceRow::as_returning())
+            .get_result(conn)
+            .optional()?
+            .ok_or(StoreError::NotFound)
+    })
+}
+
+/// Soft-deletes a live device.
+pub fn soft_delete(
+    conn: &mut DbConn,
+    id: i64,
+    now: NaiveDateTime,
+) -> Result<DeviceRow, StoreError> {
+    diesel::update(
+        devices::table
+            .filter(devices::id.eq(id))
+            .filter(devices::deleted_at.is_null()),
+    )
+    .set((devices::deleted_at.eq(now), devices::updated_at.eq(now)))
+    .returning(DeviceRow::as_returning())
+    .get_result(conn)
+    .optional()?
+    .ok_or(StoreError::NotFound)
+}
+
+/// Restores a soft-deleted device (a live one is returned as is); `Conflict("session_id")` if a live device took its name.
+pub fn restore(conn: &mut DbConn, id: i64, now: NaiveDateTime) -> Result<DeviceRow, StoreError> {
+    diesel::update(
+        devices::table
+            .filter(devices::id.eq(id))
+            .filter(devices::deleted_at.is_not_null()),
+    )
+    .set((
+        devices::deleted_at.eq(None::<NaiveDateTime>),
+        devices::updated_at.eq(now),
+    ))
+    .returning(DeviceRow::as_returning())
+    .get_result(conn)
+    .optional()
+    .map_err(conflict_on("session_id"))?
+    .map_or_else(|| find(conn, id, false), Ok)
+}

@@ -1,0 +1,68 @@
+//! diesel's view of the tables in `migrations/`; kept by hand, checked by the integration tests.
+#![allow(missing_docs)]
+
+diesel::table! {
+    devices (id) {
+        id -> BigInt,
+        name -> Text,
+        session_id -> Text,
+        phone_number -> Text,
+        status -> Text,
+        secret_token_hash -> Text,
+        secret_token_masked -> Text,
+        webhook_status -> Bool,
+        webhook_url -> Nullable<Text>,
+        webhook_options -> Nullable<Text>,
+        opening_message -> Nullable<Text>,
+        closing_message -> Nullable<Text>,
+        auto_reply -> Nullable<Text>,
+        auto_forward -> Nullable<Text>,
+        auto_forward_number -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> BigInt,
+        device_id -> BigInt,
+        session_id -> Text,
+        batch_id -> Nullable<Text>,
+        is_queue -> Bool,
+        recipient -> Text,
+        message_type -> Text,
+        message -> Nullable<Text>,
+        file_mimetype -> Nullable<Text>,
+        file_filename -> Nullable<Text>,
+        file_url -> Nullable<Text>,
+        calendar_type -> Text,
+        schedule_at -> Nullable<Timestamp>,
+        status -> Text,
+        is_sent -> Bool,
+        provider_message_id -> Nullable<Text>,
+        api_response -> Nullable<Text>,
+        sent_at -> Nullable<Timestamp>,
+        delivered_at -> Nullable<Timestamp>,
+        read_at -> Nullable<Timestamp>,
+        status_updated_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (scope, idempotency_key) {
+        scope -> Text,
+        idempotency_key -> Text,
+        request_hash -> Text,
+        response_status -> Integer,
+        response_body -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(messages -> devices (device_id));
+diesel::allow_tables_to_appear_in_same_query!(devices, messages, idempotency_keys);

@@ -1,0 +1,131 @@
+//! The one place where failures become HTTP: every error renders the reference's envelope
+//! `{"status": false, "message": …, "data": null, "errors": {field: [..]}}`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::json;
+use wapim_domain::ValidationErrors;
+use wapim_store::StoreError;
+
+/// Everything a handler can fail with, mapped once to a status and a human message.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 422: per-field problems with the input.
+    #[error("The given data was invalid.")]
+    Validation(ValidationErrors),
+    /// 400: the body is not JSON at all.
+    #[error("{0}")]
+    MalformedBody(String),
+    /// 401: no or wrong credentials.
+    #[error("Unauthenticated.")]
+    Unauthenticated,
+    /// 403: authenticated, but the action is for operators.
+    #[error("This action is unauthorized.")]
+    Forbidden,
+    /// 404: unknown id, or a record of another device.
+    #[error("Data not found")]
+    NotFound,
+    /// 404: no such route.
+    #[error("Route not found")]
+    RouteNotFound,
+    /// 405: the route exists but not with this method.
+    #[error("Method not allowed")]
+    MethodNotAllowed,
+    /// 409: the change conflicts with another record (field, message).
+    #[error("{1}")]
+    Conflict(&'static str, String),
+    /// 413: body over the configured limit.
+    #[error("The request body is larger than {0} bytes.")]
+    PayloadTooLarge(usize),
+    /// 503: the database cannot be reached in time.
+    #[error("Service temporarily unavailable, try again.")]
+    Unavailable(String),
+    /// 500: a bug or an unexpected database failure; details go to the log only.
+    #[error("Internal server error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 422 with one message on one field.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = ValidationErrors::new();
+        errors.add(field, message);
+        ApiError::Validation(errors)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::Conflict(field) => ApiError::Conflict(
+                field,
+                format!(
+                    "Another record already uses this {}.",
+                    field.replace('_', " ")
+                ),
+            ),
+            StoreError::State(message) => ApiError::field("status", message),
+            StoreError::Unavailable(detail) => ApiError::Unavailable(detail),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::MalformedBody(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::NotFound | ApiError::RouteNotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(..) => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let errors = match self {
+            ApiError::Validation(errors) => json!(errors),
+            ApiError::MalformedBody(detail) => json!({ "body": [detail] }),
+            ApiError::Conflict(field, message) => json!({ *field: [message] }),
+            ApiError::PayloadTooLarge(_) => json!({ "body": [self.to_string()] }),
+            _ => json!({}),
+        };
+        match self {
+            ApiError::Internal(detail) => tracing::error!(%detail, "internal error"),
+            ApiError::Unavailable(detail) => tracing::warn!(%detail, "database unavailable"),
+            _ => {}
+        }
+        let message = match self {
+            ApiError::MalformedBody(_) => "Malformed JSON body.".to_owned(),
+            other => other.to_string(),
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::Unauthenticated) {
+            response.insert_header((
+                "WWW-Authenticate",
+                "Bearer realm=\"wapim\", X-Session-Id realm=\"wapim\"",
+            ));
+        }
+        if matches!(self, ApiError::Unavailable(_)) {
+            response.insert_header(("Retry-After", "1"));
+        }
+        response.json(json!({
+            "status": false,
+            "message": message,
+            "data": null,
+            "errors": errors,
+        }))
+    }
+}

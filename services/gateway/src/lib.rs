@@ -1,0 +1,195 @@
+//! Wapim's REST gateway: authentication and CRUD for devices, messages, batches and tokens.
+//!
+//! [`Application::build`] takes settings and an already bound listener (port 0 in tests), runs
+//! migrations and returns a server to await; `main.rs` only loads settings and binds.
+
+pub mod auth;
+pub mod body;
+pub mod envelope;
+pub mod error;
+pub mod idempotency;
+pub mod listing;
+pub mod routes;
+pub mod state;
+pub mod views;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpServer};
+use wapim_domain::{PhoneNormalizer, ValidationContext};
+use wapim_settings::{Settings, SettingsError};
+
+use crate::routes::{
+    batch, devices, health, messages, method_not_allowed, route_not_found, tokens,
+};
+use crate::state::{AppState, Limits};
+
+/// Why the gateway could not start; `Display` is the one line printed before exiting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A setting is missing or invalid.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The database could not be prepared.
+    #[error("database: {0}")]
+    Database(#[from] wapim_store::StoreError),
+    /// The listener could not be used.
+    #[error("http listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A built gateway: the port it listens on and the server to run.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+/// Turns the settings into the handlers' validation context, naming the bad variable if any.
+pub fn validation_context(settings: &Settings) -> Result<ValidationContext, SettingsError> {
+    let timezone =
+        settings
+            .timezone
+            .parse::<chrono_tz::Tz>()
+            .map_err(|_| SettingsError::Invalid {
+                var: "WAPIM_TIMEZONE",
+                reason: format!(
+                    "`{}` is not an IANA time zone such as Asia/Jakarta",
+                    settings.timezone
+                ),
+            })?;
+    let phones = PhoneNormalizer::new(&settings.phone.default_region).map_err(|_| {
+        SettingsError::Invalid {
+            var: "WAPIM_PHONE__DEFAULT_REGION",
+            reason: format!(
+                "`{}` is not an ISO 3166 region such as ID",
+                settings.phone.default_region
+            ),
+        }
+    })?;
+    Ok(ValidationContext { phones, timezone })
+}
+
+impl Application {
+    /// Checks settings, prepares the database (create if allowed, migrate) and builds the
+    /// server on `listener`.
+    pub async fn build(settings: Settings, listener: TcpListener) -> Result<Self, StartupError> {
+        let validation = validation_context(&settings)?;
+        let admin_token = settings.require_admin_token()?.to_owned();
+        let db = settings.database.clone();
+        let pool = tokio::task::spawn_blocking(move || {
+            if db.create_if_missing {
+                wapim_store::create_database_if_missing(&db.url)?;
+            }
+            let pool = wapim_store::connect(
+                &db.url,
+                db.pool_max_size,
+                Duration::from_secs(db.connect_timeout_secs),
+            )?;
+            let mut conn = pool.get()?;
+            let applied = wapim_store::run_migrations(&mut conn)?;
+            if applied > 0 {
+                tracing::info!(applied, "migrations applied");
+            }
+            Ok::<_, wapim_store::StoreError>(pool)
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+
+        let public_url = Some(settings.http.public_url.trim().to_owned()).filter(|u| !u.is_empty());
+        let state = web::Data::new(AppState {
+            pool,
+            admin_token,
+            validation,
+            public_url,
+            limits: Limits {
+                max_body_bytes: settings.http.max_body_bytes,
+                max_batch_body_bytes: settings.http.max_batch_body_bytes,
+                batch_max_items: settings.limits.batch_max_items,
+                idempotency_ttl: chrono::Duration::hours(i64::from(
+                    settings.limits.idempotency_ttl_hours,
+                )),
+            },
+        });
+        let port = listener.local_addr()?.port();
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .wrap(tracing_actix_web::TracingLogger::default())
+                .app_data(state.clone())
+                .service(
+                    web::scope("/api")
+                        .service(
+                            web::resource("/devices")
+                                .route(web::get().to(devices::list))
+                                .route(web::post().to(devices::create))
+                                .default_service(web::to(method_not_allowed)),
+                        )
+                        .service(
+                            web::resource("/devices/{id}")
+                                .route(web::get().to(devices::show))
+                                .route(web::put().to(devices::replace))
+                                .route(web::patch().to(devices::patch))
+                                .route(web::delete().to(devices::delete))
+                                .default_service(web::to(method_not_allowed)),
+                        )
+                        .service(
+                            web::resource("/devices/{id}/restore")
+                                .route(web::post().to(devices::restore))
+                                .default_service(web::to(method_not_allowed)),
+                        )
+                        .service(
+                            web::resource("/messages")
+                                .route(web::get().to(messages::list))
+                                .route(web::post().to(messages::create))
+                                .default_service(web::to(method_not_allowed)),
+                        )
+                        .service(
+                            web::resource("/messages/{id}")
+                                .route(web::get().to(messages::show))
+                                .route(web::put().to(messages::replace))
+                                .route(web::patch().to(messages::patch))
+                                .route(web::delete().to(messages::delete))
+                                .default_service(web::to(method_not_allowed)),
+                        )
+                        .service(
+                            web::resource("/messages/{id}/restore")
+                                .route(web::post().to(messages::restore))
+                                .default_service(web::to(method_not_allowed)),
+                        )
+                        .service(
+                            web::resource("/messages-batch")
+                                .route(web::post().to(batch::create))
+                                .default_service(web::to(method_not_allowed)),
+                        )
+                        .service(
+                            web::resource("/generate-token")
+                                .route(web::get().to(tokens::generate))
+                                .route(web::post().to(tokens::generate))
+                                .default_service(web::to(method_not_allowed)),
+                        ),
+                )
+                .route("/health/live", web::get().to(health::live))
+                .route("/health/ready", web::get().to(health::ready))
+                .default_service(web::to(route_not_found))
+        })
+        .listen(listener)?;
+        if settings.http.workers > 0 {
+            server = server.workers(settings.http.workers);
+        }
+        Ok(Self {
+            port,
+            server: server.run(),
+        })
+    }
+
+    /// The bound port (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until the server is stopped (SIGINT/SIGTERM stop it gracefully).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,44 @@
+//! The `gateway` binary: load settings, bind, serve.
+
+use std::net::TcpListener;
+use std::process::ExitCode;
+
+use wapim_gateway::Application;
+use wapim_settings::Settings;
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    wapim_telemetry::init(&settings.log.level, settings.log.format == "json");
+    let address = format!("{}:{}", settings.http.host, settings.http.port);
+    let listener = match TcpListener::bind(&address) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "gateway: cannot listen on {address} (WAPIM_HTTP__HOST/WAPIM_HTTP__PORT): {e}"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    let app = match Application::build(settings, listener).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(%address, port = app.port(), "gateway listening");
+    match app.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! `/api/generate-token`: a fresh secret token for a new device or a rotation.
+
+use actix_web::HttpResponse;
+use serde_json::json;
+use wapim_domain::token::generate_secret_token;
+
+use crate::auth::Principal;
+
+/// `GET|POST /generate-token`: answers `{"secret_token": "<64 hex>"}` exactly as the reference
+/// (no envelope). Requires any valid credentials; the token is not stored.
+pub async fn generate(_principal: Principal) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header(("Cache-Control", "no-store"))
+        .json(json!({ "secret_token": generate_secret_token() }))
+}

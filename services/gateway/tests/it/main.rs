@@ -1,0 +1,11 @@
+//! Integration tests: the gateway on a real port against a fresh PostgreSQL database per test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod batch;
+mod devices;
+mod errors;
+mod helpers;
+mod idempotency;
+mod lists;
+mod messages;
