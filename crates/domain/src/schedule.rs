@@ -267,6 +267,26 @@ mod tests {
     }
 
     #[test]
+    fn hijri_range_edges_never_panic() {
+        for (y, m, d) in [
+            (1300, 1, 1),
+            (1700, 12, 29),
+            (1700, 12, 30),
+            (1500, 6, 30),
+            (1299, 1, 1),
+            (1701, 1, 1),
+            (1447, 0, 1),
+            (1447, 1, 0),
+        ] {
+            let _ = hijri_to_gregorian(y, m, d);
+        }
+        assert_eq!(
+            hijri_to_gregorian(1299, 1, 1),
+            Err(ScheduleError::OutOfRange)
+        );
+    }
+
+    #[test]
     fn dst_gap_is_refused() {
         let berlin = chrono_tz::Europe::Berlin;
         assert!(matches!(

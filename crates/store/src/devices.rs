@@ -51,7 +51,9 @@ pub struct DeviceRow {
 
 /// The editable columns of a device, written on create and on update.
 #[derive(Debug, Clone, Insertable, AsChangeset)]
-#[diesel(table_name = devices, treat_none_as_null = true)]
+// `treat_none_as_default_value = false`: None is written as NULL, so the INSERT text is the same
+// every time and PostgreSQL can reuse its prepared statement (DEFAULT would vary the SQL).
+#[diesel(table_name = devices, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct DeviceFields {
     /// Display name.
     pub name: String,

@@ -62,13 +62,12 @@ impl From<diesel::r2d2::PoolError> for StoreError {
     }
 }
 
-/// Builds the pool; connections are opened lazily but one is tried now so a wrong URL fails
-/// at start-up rather than on the first request.
+/// Builds the pool and opens its connections now (r2d2 keeps `max_size` idle by default), so a
+/// wrong URL fails at start-up and the first requests do not pay for connection set-up.
 pub fn connect(url: &str, max_size: u32, timeout: Duration) -> Result<Pool, StoreError> {
     let manager = ConnectionManager::<DbConn>::new(url);
     R2d2Pool::builder()
         .max_size(max_size)
-        .min_idle(Some(1))
         .connection_timeout(timeout)
         .test_on_check_out(false)
         .build(manager)

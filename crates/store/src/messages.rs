@@ -63,7 +63,7 @@ pub struct MessageRow {
 
 /// The integrator-editable columns of a message.
 #[derive(Debug, Clone, Insertable, AsChangeset)]
-#[diesel(table_name = messages, treat_none_as_null = true)]
+#[diesel(table_name = messages, treat_none_as_null = true, treat_none_as_default_value = false)]
 pub struct MessageFields {
     /// Send through the queue.
     pub is_queue: bool,
@@ -87,7 +87,7 @@ pub struct MessageFields {
 
 /// A message to insert: its content and where it belongs.
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = messages)]
+#[diesel(table_name = messages, treat_none_as_default_value = false)]
 pub struct NewMessage {
     /// Owning device.
     pub device_id: i64,

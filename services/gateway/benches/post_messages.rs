@@ -53,20 +53,22 @@ async fn gateway_round(
         .pool_max_idle_per_host(concurrency)
         .build()
         .unwrap();
-    let body = json!({
-        "is_queue": true, "recipient": "0811010010010", "message_type": "text",
-        "message": "Welcome home", "schedule_at": "2025-09-08 09:44:00"
-    });
     let per_worker = requests / concurrency;
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..concurrency {
         let client = client.clone();
         let url = format!("{base}/api/messages");
-        let (session, token, body) = (session.to_owned(), token.to_owned(), body.clone());
+        let (session, token) = (session.to_owned(), token.to_owned());
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(per_worker);
-            for _ in 0..per_worker {
+            for i in 0..per_worker {
+                // Different recipients, as a campaign has: every request pays for validation.
+                let body = json!({
+                    "is_queue": true, "recipient": format!("0811{:08}", 10_000_000 + i),
+                    "message_type": "text", "message": "Welcome home",
+                    "schedule_at": "2025-09-08 09:44:00"
+                });
                 let t = Instant::now();
                 let res = client
                     .post(&url)
@@ -190,6 +192,7 @@ fn main() {
     };
 
     let db = TestDatabase::create();
+    let db_url = db.url.clone();
     let admin = wapim_domain::token::generate_secret_token();
     let settings = Settings::load_from([
         ("WAPIM_DATABASE__URL".to_owned(), db.url.clone()),
@@ -213,6 +216,7 @@ fn main() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let app = Application::build(settings, listener).await.expect("gateway");
         let base = format!("http://127.0.0.1:{}", app.port());
+        let server = app.handle();
         tokio::spawn(app.run_until_stopped());
         let client = reqwest::Client::new();
         let device: serde_json::Value = client
@@ -231,13 +235,13 @@ fn main() {
 
         // Warm both paths (connections, prepared statements, caches).
         gateway_round(&base, &session, &token, concurrency * 4, concurrency).await;
-        let have_pgbench = pgbench_round(&db.url, device_id, concurrency * 4, concurrency).is_some();
+        let have_pgbench = pgbench_round(&db_url, device_id, concurrency * 4, concurrency).is_some();
 
         let (mut gw, mut pg) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
             gw.push(gateway_round(&base, &session, &token, requests, concurrency).await);
             if have_pgbench {
-                let url = db.url.clone();
+                let url = db_url.clone();
                 let r = tokio::task::spawn_blocking(move || pgbench_round(&url, device_id, requests, concurrency))
                     .await
                     .unwrap();
@@ -255,8 +259,7 @@ fn main() {
         );
         if pg.is_empty() {
             println!("  pgbench : not available (install postgresql-client / contrib); no baseline");
-            return;
-        }
+        } else {
         println!(
             "  pgbench : {:>9.0} tx/s    p50 {:>7.2} ms   p99 {:>7.2} ms   (same INSERT ... RETURNING, same table)",
             med(&pg, |r| r.throughput),
@@ -268,5 +271,11 @@ fn main() {
             med(&gw, |r| r.throughput) / med(&pg, |r| r.throughput),
             med(&gw, |r| r.p50_ms) / med(&pg, |r| r.p50_ms)
         );
+        }
+        // Stop serving before the database is dropped and the process exits, so no worker
+        // thread is mid-query while libpq and OpenSSL tear down.
+        server.stop(true).await;
     });
+    drop(runtime);
+    drop(db);
 }

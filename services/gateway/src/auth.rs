@@ -1,11 +1,11 @@
 //! Who is calling: the operator (bearer token) or one device (session id + secret token).
 
-use std::future::Future;
-use std::pin::Pin;
+use std::future::{ready, Ready};
 
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use wapim_domain::token::{hash_token, secrets_equal, token_matches};
 use wapim_store::devices::{self, DeviceRow};
+use wapim_store::DbConn;
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -53,50 +53,79 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-impl FromRequest for Principal {
+/// Credentials as presented. The operator token is checked here (no I/O); device credentials
+/// are checked by [`Caller::resolve`] inside the request's own database call, so a request costs
+/// one trip to the blocking pool, not two.
+#[derive(Debug, Clone)]
+pub enum Caller {
+    /// A valid operator bearer token.
+    Operator,
+    /// Device credentials, not yet verified.
+    Device {
+        /// `X-Session-Id`.
+        session: String,
+        /// `X-Session-Secret-Token`.
+        secret: String,
+    },
+}
+
+impl Caller {
+    /// Verifies the credentials: the operator as is, a device against its stored token hash
+    /// (constant-time; an unknown session costs the same as a wrong token).
+    pub fn resolve(self, conn: &mut DbConn) -> Result<Principal, ApiError> {
+        match self {
+            Caller::Operator => Ok(Principal::Operator),
+            Caller::Device { session, secret } => {
+                match devices::find_live_by_session(conn, &session)? {
+                    Some(device) if token_matches(&secret, &device.secret_token_hash) => {
+                        Ok(Principal::Device(Box::new(device)))
+                    }
+                    Some(_) => Err(ApiError::Unauthenticated),
+                    None => {
+                        let _ = token_matches(&secret, &hash_token("no such session"));
+                        Err(ApiError::Unauthenticated)
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl FromRequest for Caller {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+    type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let bearer = header(req, "authorization").and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-                .map(|t| t.trim().to_owned())
-        });
-        let session = header(req, "x-session-id").map(str::to_owned);
-        let secret = header(req, "x-session-secret-token").map(str::to_owned);
-        Box::pin(async move {
-            let state = state.ok_or_else(|| ApiError::Internal("state missing".into()))?;
-            if let Some(token) = bearer {
-                return if secrets_equal(&token, &state.admin_token) {
-                    Ok(Principal::Operator)
-                } else {
-                    Err(ApiError::Unauthenticated)
-                };
-            }
-            let (Some(session), Some(secret)) = (session, secret) else {
-                return Err(ApiError::Unauthenticated);
-            };
-            if session.len() > 128 || secret.len() > 256 {
-                return Err(ApiError::Unauthenticated);
-            }
-            let state = state.into_inner();
-            let device = state
-                .db(move |conn| Ok(devices::find_live_by_session(conn, &session)?))
-                .await?;
-            match device {
-                Some(device) if token_matches(&secret, &device.secret_token_hash) => {
-                    Ok(Principal::Device(Box::new(device)))
-                }
-                Some(_) => Err(ApiError::Unauthenticated),
-                None => {
-                    // Same work as a real comparison, so timing does not reveal which
-                    // session ids exist.
-                    let _ = token_matches(&secret, &hash_token("no such session"));
-                    Err(ApiError::Unauthenticated)
-                }
-            }
-        })
+        ready(caller_of(req))
+    }
+}
+
+fn caller_of(req: &HttpRequest) -> Result<Caller, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::Internal("state missing".into()))?;
+    let bearer = header(req, "authorization").and_then(|v| {
+        v.strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+            .map(str::trim)
+    });
+    if let Some(token) = bearer {
+        return if secrets_equal(token, &state.admin_token) {
+            Ok(Caller::Operator)
+        } else {
+            Err(ApiError::Unauthenticated)
+        };
+    }
+    match (
+        header(req, "x-session-id"),
+        header(req, "x-session-secret-token"),
+    ) {
+        (Some(session), Some(secret)) if session.len() <= 128 && secret.len() <= 256 => {
+            Ok(Caller::Device {
+                session: session.to_owned(),
+                secret: secret.to_owned(),
+            })
+        }
+        _ => Err(ApiError::Unauthenticated),
     }
 }

@@ -51,10 +51,18 @@ impl Stored {
     }
 }
 
-/// Reads the header; a present but unusable key is a 422.
+impl IdempotencyKey {
+    /// Binds the key to its caller: keys of different callers never collide.
+    pub fn scoped(mut self, principal: &Principal) -> Self {
+        self.scope = principal.idempotency_scope();
+        self
+    }
+}
+
+/// Reads the header; a present but unusable key is a 422. The key is unscoped until
+/// [`IdempotencyKey::scoped`] names its caller.
 pub fn key_of(
     req: &HttpRequest,
-    principal: &Principal,
     body: &serde_json::Value,
 ) -> Result<Option<IdempotencyKey>, ApiError> {
     let Some(raw) = req.headers().get(HEADER) else {
@@ -75,7 +83,7 @@ pub fn key_of(
     hasher.update(b"\n");
     hasher.update(canonical(body).to_string());
     Ok(Some(IdempotencyKey {
-        scope: principal.idempotency_scope(),
+        scope: String::new(),
         key: key.to_owned(),
         request_hash: hex::encode(hasher.finalize()),
     }))

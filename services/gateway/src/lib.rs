@@ -20,6 +20,7 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpServer};
 use wapim_domain::{PhoneNormalizer, ValidationContext};
 use wapim_settings::{Settings, SettingsError};
+use wapim_store::Pool;
 
 use crate::routes::{
     batch, devices, health, messages, method_not_allowed, route_not_found, tokens,
@@ -71,31 +72,37 @@ pub fn validation_context(settings: &Settings) -> Result<ValidationContext, Sett
     Ok(ValidationContext { phones, timezone })
 }
 
+/// Creates the database if allowed and missing, opens the pool and applies migrations.
+pub async fn prepare_database(db: &wapim_settings::DatabaseSettings) -> Result<Pool, StartupError> {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || {
+        if db.create_if_missing && wapim_store::create_database_if_missing(&db.url)? {
+            tracing::info!("database created");
+        }
+        let pool = wapim_store::connect(
+            &db.url,
+            db.pool_max_size,
+            Duration::from_secs(db.connect_timeout_secs),
+        )?;
+        let mut conn = pool.get()?;
+        let applied = wapim_store::run_migrations(&mut conn)?;
+        if applied > 0 {
+            tracing::info!(applied, "migrations applied");
+        }
+        Ok::<_, wapim_store::StoreError>(pool)
+    })
+    .await
+    .map_err(|e| std::io::Error::other(e.to_string()))?
+    .map_err(StartupError::from)
+}
+
 impl Application {
     /// Checks settings, prepares the database (create if allowed, migrate) and builds the
     /// server on `listener`.
     pub async fn build(settings: Settings, listener: TcpListener) -> Result<Self, StartupError> {
         let validation = validation_context(&settings)?;
         let admin_token = settings.require_admin_token()?.to_owned();
-        let db = settings.database.clone();
-        let pool = tokio::task::spawn_blocking(move || {
-            if db.create_if_missing {
-                wapim_store::create_database_if_missing(&db.url)?;
-            }
-            let pool = wapim_store::connect(
-                &db.url,
-                db.pool_max_size,
-                Duration::from_secs(db.connect_timeout_secs),
-            )?;
-            let mut conn = pool.get()?;
-            let applied = wapim_store::run_migrations(&mut conn)?;
-            if applied > 0 {
-                tracing::info!(applied, "migrations applied");
-            }
-            Ok::<_, wapim_store::StoreError>(pool)
-        })
-        .await
-        .map_err(|e| std::io::Error::other(e.to_string()))??;
+        let pool = prepare_database(&settings.database).await?;
 
         let public_url = Some(settings.http.public_url.trim().to_owned()).filter(|u| !u.is_empty());
         let state = web::Data::new(AppState {
@@ -186,6 +193,11 @@ impl Application {
     /// The bound port (useful with port 0).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// A handle to stop the server gracefully (benchmarks and tests that end cleanly).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 
     /// Serves until the server is stopped (SIGINT/SIGTERM stop it gracefully).

@@ -39,6 +39,17 @@ impl ListQuery {
             params.insert(k.into_owned(), v.into_owned());
         }
         let mut errors = ValidationErrors::new();
+        // PostgreSQL text cannot hold NUL: refuse it here rather than fail in the query.
+        params.retain(|key, value| {
+            let clean = !value.contains('\0') && !key.contains('\0');
+            if !clean {
+                errors.add(
+                    key.replace('\0', ""),
+                    "The value may not contain NUL characters.",
+                );
+            }
+            clean
+        });
         let number = positive(&params, "page", 1, i64::from(i32::MAX), &mut errors);
         let size = positive(
             &params,

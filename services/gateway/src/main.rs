@@ -16,6 +16,27 @@ async fn main() -> ExitCode {
         }
     };
     wapim_telemetry::init(&settings.log.level, settings.log.format == "json");
+    match std::env::args().nth(1).as_deref() {
+        None | Some("serve") => {}
+        Some("migrate") => {
+            return match wapim_gateway::prepare_database(&settings.database).await {
+                Ok(_) => {
+                    println!("gateway: migrations are up to date");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("gateway: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        Some(other) => {
+            eprintln!(
+                "gateway: unknown command `{other}`; use `gateway` (serve) or `gateway migrate`"
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     let address = format!("{}:{}", settings.http.host, settings.http.port);
     let listener = match TcpListener::bind(&address) {
         Ok(l) => l,

@@ -6,6 +6,7 @@ use actix_web::web;
 use wapim_domain::ValidationContext;
 use wapim_store::{DbConn, Pool};
 
+use crate::auth::{Caller, Principal};
 use crate::error::ApiError;
 
 /// Request limits taken from settings.
@@ -54,5 +55,19 @@ impl AppState {
             work(&mut conn)
         })
         .await?
+    }
+
+    /// Like [`AppState::db`], verifying the caller first in the same blocking call; `work` runs
+    /// only for an authenticated caller, so 401 always takes precedence over other errors.
+    pub async fn db_as<T, F>(self: &Arc<Self>, caller: Caller, work: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConn, Principal) -> Result<T, ApiError> + Send + 'static,
+    {
+        self.db(move |conn| {
+            let principal = caller.resolve(conn)?;
+            work(conn, principal)
+        })
+        .await
     }
 }

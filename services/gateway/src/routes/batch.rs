@@ -9,11 +9,11 @@ use serde_json::Value;
 use wapim_domain::message::{validate_message, MessageInput};
 use wapim_domain::time::now_micros;
 use wapim_domain::validation::Mode;
-use wapim_domain::ValidationErrors;
+use wapim_domain::{ValidationContext, ValidationErrors};
 use wapim_store::devices::DeviceRow;
 use wapim_store::messages;
 
-use crate::auth::Principal;
+use crate::auth::Caller;
 use crate::body::read_json;
 use crate::envelope::{ok_json, BATCH_PROCESSED};
 use crate::error::ApiError;
@@ -48,52 +48,23 @@ struct BatchData {
 /// `POST /messages-batch`. Honours `Idempotency-Key`.
 pub async fn create(
     state: State,
-    principal: Principal,
+    caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (body, _) = read_json(payload, state.limits.max_batch_body_bytes).await?;
-    let Value::Object(map) = &body else {
-        return Err(ApiError::field(
-            "body",
-            "The request body must be a JSON object.",
-        ));
-    };
+    let body = read_json(payload, state.limits.max_batch_body_bytes)
+        .await
+        .and_then(|(body, _)| Ok((idempotency::key_of(&req, &body)?, body)));
     let max = state.limits.batch_max_items;
-    let items = match map.get("items") {
-        Some(Value::Array(items)) if items.is_empty() => {
-            return Err(ApiError::field(
-                "items",
-                "The items must have at least 1 item.",
-            ))
-        }
-        Some(Value::Array(items)) if items.len() > max => {
-            return Err(ApiError::field(
-                "items",
-                format!("The items may not have more than {max} items."),
-            ))
-        }
-        Some(Value::Array(items)) => items,
-        Some(_) => return Err(ApiError::field("items", "The items must be an array.")),
-        None => return Err(ApiError::field("items", "The items field is required.")),
-    };
-    let key = idempotency::key_of(&req, &principal, &body)?;
-    let checked: Vec<Result<MessageInput, ValidationErrors>> = items
-        .iter()
-        .map(|item| match item {
-            Value::Object(m) => validate_message(m, Mode::Full, None, &state.validation),
-            _ => {
-                let mut e = ValidationErrors::new();
-                e.add("item", "Each item must be a JSON object.");
-                Err(e)
-            }
-        })
-        .collect();
+    let ctx = state.validation;
     let now = now_micros().naive_utc();
     let ttl = state.limits.idempotency_ttl;
     let stored = state
         .into_inner()
-        .db(move |c| {
+        .db_as(caller, move |c, principal| {
+            let (key, body) = body?;
+            let checked = check_items(&body, max, &ctx)?;
+            let key = key.map(|k| k.scoped(&principal));
             idempotency::run(c, key.as_ref(), now, ttl, |c| {
                 let batch_id = uuid::Uuid::new_v4().to_string();
                 let mut sessions: HashMap<Option<String>, Result<DeviceRow, String>> =
@@ -155,4 +126,46 @@ pub async fn create(
         })
         .await?;
     Ok(stored.into_response())
+}
+
+/// Checks the envelope (`items`: an array of 1 to `max`) and validates each item on its own.
+fn check_items(
+    body: &Value,
+    max: usize,
+    ctx: &ValidationContext,
+) -> Result<Vec<Result<MessageInput, ValidationErrors>>, ApiError> {
+    let Value::Object(map) = body else {
+        return Err(ApiError::field(
+            "body",
+            "The request body must be a JSON object.",
+        ));
+    };
+    let items = match map.get("items") {
+        Some(Value::Array(items)) if items.is_empty() => {
+            return Err(ApiError::field(
+                "items",
+                "The items must have at least 1 item.",
+            ))
+        }
+        Some(Value::Array(items)) if items.len() > max => {
+            return Err(ApiError::field(
+                "items",
+                format!("The items may not have more than {max} items."),
+            ))
+        }
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(ApiError::field("items", "The items must be an array.")),
+        None => return Err(ApiError::field("items", "The items field is required.")),
+    };
+    Ok(items
+        .iter()
+        .map(|item| match item {
+            Value::Object(m) => validate_message(m, Mode::Full, None, ctx),
+            _ => {
+                let mut e = ValidationErrors::new();
+                e.add("item", "Each item must be a JSON object.");
+                Err(e)
+            }
+        })
+        .collect())
 }

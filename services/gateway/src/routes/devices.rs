@@ -11,7 +11,7 @@ use wapim_store::devices::{
 };
 use wapim_store::StoreError;
 
-use crate::auth::Principal;
+use crate::auth::{Caller, Principal};
 use crate::body::read_object;
 use crate::envelope::{ok, ADDED, DELETED, MODIFIED, RESTORED};
 use crate::error::ApiError;
@@ -32,32 +32,34 @@ const SORTS: &[(&str, DeviceSortColumn)] = &[
 /// `GET /devices`: a page of devices (a device sees only itself).
 pub async fn list(
     state: State,
-    principal: Principal,
+    caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let mut q = ListQuery::parse(&req);
     let sort = q.sort(SORTS, DeviceSortColumn::Id);
     let status = q.get("status").map(str::to_owned);
-    if let Some(s) = &status {
-        if let Err(e) = s.parse::<DeviceStatus>() {
-            q.errors.add(
-                "status",
-                format!("The selected status is invalid; use one of: {}.", e.allowed),
-            );
-        }
+    if let Some(Err(e)) = status.as_deref().map(str::parse::<DeviceStatus>) {
+        q.errors.add(
+            "status",
+            format!("The selected status is invalid; use one of: {}.", e.allowed),
+        );
     }
-    let filter = DeviceFilter {
-        only_id: principal.device_scope(),
+    let mut filter = DeviceFilter {
+        only_id: None,
         status,
         session_id: q.get("session_id").map(str::to_owned),
         trashed: q.trashed,
     };
-    q.finish()?;
+    let checked = q.finish();
     let page = q.page;
     let paged = state
         .clone()
         .into_inner()
-        .db(move |c| Ok(devices::list(c, &filter, sort, page)?))
+        .db_as(caller, move |c, principal| {
+            checked?;
+            filter.only_id = principal.device_scope();
+            Ok(devices::list(c, &filter, sort, page)?)
+        })
         .await?;
     let meta = q.meta(&req, state.public_url.as_deref(), paged.total);
     let list = paged
@@ -72,35 +74,30 @@ pub async fn list(
 /// here and never again.
 pub async fn create(
     state: State,
-    principal: Principal,
+    caller: Caller,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require_operator()?;
-    let body = read_object(payload, state.limits.max_body_bytes).await?;
-    let input = validate_device(&body, Mode::Full, None, &state.validation)
-        .map_err(ApiError::Validation)?;
-    let token = input
-        .secret_token
-        .clone()
-        .unwrap_or_else(generate_secret_token);
-    let session_id = input.draft.session_id();
-    let fields = fields_of(&input.draft);
-    let token_fields = token_fields(&token);
+    let body = read_object(payload, state.limits.max_body_bytes).await;
+    let ctx = state.validation;
     let now = now_micros().naive_utc();
-    let sid = session_id.clone();
-    let row = state
+    let (row, token) = state
         .into_inner()
-        .db(move |c| Ok(devices::insert(c, &fields, &sid, &token_fields, now)?))
-        .await
-        .map_err(|e| match e {
-            ApiError::Conflict(..) => ApiError::field(
-                "name",
-                format!(
-                    "A device with session id `{session_id}` already exists; choose another name."
-                ),
-            ),
-            other => other,
-        })?;
+        .db_as(caller, move |c, principal| {
+            principal.require_operator()?;
+            let input = validate_device(&body?, Mode::Full, None, &ctx).map_err(ApiError::Validation)?;
+            let token = input.secret_token.clone().unwrap_or_else(generate_secret_token);
+            let session_id = input.draft.session_id();
+            let row = devices::insert(c, &fields_of(&input.draft), &session_id, &token_fields(&token), now)
+                .map_err(|e| match e {
+                    StoreError::Conflict(_) => ApiError::field(
+                        "name",
+                        format!("A device with session id `{session_id}` already exists; choose another name."),
+                    ),
+                    other => other.into(),
+                })?;
+            Ok((row, token))
+        })
+        .await?;
     Ok(ok(
         ADDED,
         DeviceView::new(row, BoolStyle::Json, Some(token)),
@@ -110,13 +107,15 @@ pub async fn create(
 /// `GET /devices/{id}`.
 pub async fn show(
     state: State,
-    principal: Principal,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = own_id(&principal, &id)?;
     let row = state
         .into_inner()
-        .db(move |c| Ok(devices::find(c, id, false)?))
+        .db_as(caller, move |c, principal| {
+            let id = own_id(&principal, &id)?;
+            Ok(devices::find(c, id, false)?)
+        })
         .await?;
     Ok(ok("", DeviceView::new(row, BoolStyle::Int, None)))
 }
@@ -124,37 +123,38 @@ pub async fn show(
 /// `PUT /devices/{id}` (replace; absent optional fields are cleared).
 pub async fn replace(
     state: State,
-    principal: Principal,
+    caller: Caller,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    update(state, principal, id, payload, Mode::Full).await
+    update(state, caller, id, payload, Mode::Full).await
 }
 
 /// `PATCH /devices/{id}` (absent fields are kept).
 pub async fn patch(
     state: State,
-    principal: Principal,
+    caller: Caller,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    update(state, principal, id, payload, Mode::Patch).await
+    update(state, caller, id, payload, Mode::Patch).await
 }
 
 async fn update(
     state: State,
-    principal: Principal,
+    caller: Caller,
     id: web::Path<String>,
     payload: web::Payload,
     mode: Mode,
 ) -> Result<HttpResponse, ApiError> {
-    let id = own_id(&principal, &id)?;
-    let body = read_object(payload, state.limits.max_body_bytes).await?;
+    let body = read_object(payload, state.limits.max_body_bytes).await;
     let ctx = state.validation;
     let now = now_micros().naive_utc();
     let (row, token) = state
         .into_inner()
-        .db(move |c| {
+        .db_as(caller, move |c, principal| {
+            let id = own_id(&principal, &id)?;
+            let body = body?;
             wapim_store::transaction(c, |c| {
                 let stored = devices::find(c, id, false)?;
                 let input: DeviceInput =
@@ -174,15 +174,17 @@ async fn update(
 /// `DELETE /devices/{id}`: soft delete (operators only).
 pub async fn delete(
     state: State,
-    principal: Principal,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = own_id(&principal, &id)?;
-    principal.require_operator()?;
     let now = now_micros().naive_utc();
     let row = state
         .into_inner()
-        .db(move |c| Ok(devices::soft_delete(c, id, now)?))
+        .db_as(caller, move |c, principal| {
+            let id = own_id(&principal, &id)?;
+            principal.require_operator()?;
+            Ok(devices::soft_delete(c, id, now)?)
+        })
         .await?;
     Ok(ok(DELETED, DeviceView::new(row, BoolStyle::Int, None)))
 }
@@ -190,21 +192,23 @@ pub async fn delete(
 /// `POST /devices/{id}/restore` (operators only); 409 when a live device took its session id.
 pub async fn restore(
     state: State,
-    principal: Principal,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = own_id(&principal, &id)?;
-    principal.require_operator()?;
     let now = now_micros().naive_utc();
     let row = state
         .into_inner()
-        .db(move |c| match devices::restore(c, id, now) {
-            Err(StoreError::Conflict(_)) => Err(ApiError::Conflict(
-                "session_id",
-                "Another live device uses this device's session id; delete or rename it first."
-                    .into(),
-            )),
-            other => Ok(other?),
+        .db_as(caller, move |c, principal| {
+            let id = own_id(&principal, &id)?;
+            principal.require_operator()?;
+            match devices::restore(c, id, now) {
+                Err(StoreError::Conflict(_)) => Err(ApiError::Conflict(
+                    "session_id",
+                    "Another live device uses this device's session id; delete or rename it first."
+                        .into(),
+                )),
+                other => Ok(other?),
+            }
         })
         .await?;
     Ok(ok(RESTORED, DeviceView::new(row, BoolStyle::Int, None)))

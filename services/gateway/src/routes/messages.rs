@@ -13,7 +13,7 @@ use wapim_store::messages::{
 };
 use wapim_store::DbConn;
 
-use crate::auth::Principal;
+use crate::auth::{Caller, Principal};
 use crate::body::{read_json, read_object};
 use crate::envelope::{ok, ok_json, ADDED, DELETED, MODIFIED, RESTORED};
 use crate::error::ApiError;
@@ -40,7 +40,7 @@ pub const UNKNOWN_SESSION: &str = "The selected session id is invalid.";
 /// `GET /messages`: a page of messages (a device sees only its own).
 pub async fn list(
     state: State,
-    principal: Principal,
+    caller: Caller,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let mut q = ListQuery::parse(&req);
@@ -82,8 +82,8 @@ pub async fn list(
     }
     let created_from = date_bound(&mut q, "date_from", false, &state);
     let created_to = date_bound(&mut q, "date_to", true, &state);
-    let filter = MessageFilter {
-        device_id: principal.device_scope(),
+    let mut filter = MessageFilter {
+        device_id: None,
         session_id: q.get("session_id").map(str::to_owned),
         status,
         recipient,
@@ -93,12 +93,16 @@ pub async fn list(
         created_to,
         trashed: q.trashed,
     };
-    q.finish()?;
+    let checked = q.finish();
     let page = q.page;
     let paged = state
         .clone()
         .into_inner()
-        .db(move |c| Ok(messages::list(c, &filter, sort, page)?))
+        .db_as(caller, move |c, principal| {
+            checked?;
+            filter.device_id = principal.device_scope();
+            Ok(messages::list(c, &filter, sort, page)?)
+        })
         .await?;
     let meta = q.meta(&req, state.public_url.as_deref(), paged.total);
     let list = paged
@@ -145,25 +149,29 @@ fn date_bound(q: &mut ListQuery, key: &str, end: bool, state: &AppState) -> Opti
 /// `POST /messages`: stores one message as `pending`. Honours `Idempotency-Key`.
 pub async fn create(
     state: State,
-    principal: Principal,
+    caller: Caller,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let (body, _) = read_json(payload, state.limits.max_body_bytes).await?;
-    let Value::Object(map) = &body else {
-        return Err(ApiError::field(
-            "body",
-            "The request body must be a JSON object.",
-        ));
-    };
-    let key = idempotency::key_of(&req, &principal, &body)?;
-    let input =
-        validate_message(map, Mode::Full, None, &state.validation).map_err(ApiError::Validation)?;
+    let body = read_json(payload, state.limits.max_body_bytes)
+        .await
+        .and_then(|(body, _)| Ok((idempotency::key_of(&req, &body)?, body)));
+    let ctx = state.validation;
     let now = now_micros().naive_utc();
     let ttl = state.limits.idempotency_ttl;
     let stored = state
         .into_inner()
-        .db(move |c| {
+        .db_as(caller, move |c, principal| {
+            let (key, body) = body?;
+            let Value::Object(map) = &body else {
+                return Err(ApiError::field(
+                    "body",
+                    "The request body must be a JSON object.",
+                ));
+            };
+            let input =
+                validate_message(map, Mode::Full, None, &ctx).map_err(ApiError::Validation)?;
+            let key = key.map(|k| k.scoped(&principal));
             idempotency::run(c, key.as_ref(), now, ttl, |c| {
                 let device = resolve_device(c, &principal, input.session_id.as_deref())
                     .map_err(|m| ApiError::field("session_id", m))?;
@@ -247,14 +255,19 @@ fn draft_of(row: &MessageRow) -> Result<MessageDraft, ApiError> {
 /// `GET /messages/{id}`.
 pub async fn show(
     state: State,
-    principal: Principal,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
-    let scope = principal.device_scope();
     let row = state
         .into_inner()
-        .db(move |c| Ok(messages::find(c, id, scope, false)?))
+        .db_as(caller, move |c, principal| {
+            Ok(messages::find(
+                c,
+                parse_id(&id)?,
+                principal.device_scope(),
+                false,
+            )?)
+        })
         .await?;
     Ok(ok("", MessageView::new(row, BoolStyle::Int)))
 }
@@ -262,38 +275,39 @@ pub async fn show(
 /// `PUT /messages/{id}`: replaces the content of a pending message.
 pub async fn replace(
     state: State,
-    principal: Principal,
+    caller: Caller,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    update(state, principal, id, payload, Mode::Full).await
+    update(state, caller, id, payload, Mode::Full).await
 }
 
 /// `PATCH /messages/{id}`: changes some fields of a pending message.
 pub async fn patch(
     state: State,
-    principal: Principal,
+    caller: Caller,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    update(state, principal, id, payload, Mode::Patch).await
+    update(state, caller, id, payload, Mode::Patch).await
 }
 
 async fn update(
     state: State,
-    principal: Principal,
+    caller: Caller,
     id: web::Path<String>,
     payload: web::Payload,
     mode: Mode,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
-    let body = read_object(payload, state.limits.max_body_bytes).await?;
-    let scope = principal.device_scope();
+    let body = read_object(payload, state.limits.max_body_bytes).await;
     let ctx = state.validation;
     let now = now_micros().naive_utc();
     let row = state
         .into_inner()
-        .db(move |c| {
+        .db_as(caller, move |c, principal| {
+            let id = parse_id(&id)?;
+            let scope = principal.device_scope();
+            let body = body?;
             wapim_store::transaction(c, |c| {
                 let stored = messages::find(c, id, scope, false)?;
                 let status: MessageStatus = stored.status.parse().map_err(|_| {
@@ -335,15 +349,20 @@ async fn update(
 /// `DELETE /messages/{id}`: soft delete; a pending message is cancelled and never sent.
 pub async fn delete(
     state: State,
-    principal: Principal,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
-    let scope = principal.device_scope();
     let now = now_micros().naive_utc();
     let row = state
         .into_inner()
-        .db(move |c| Ok(messages::soft_delete(c, id, scope, now)?))
+        .db_as(caller, move |c, principal| {
+            Ok(messages::soft_delete(
+                c,
+                parse_id(&id)?,
+                principal.device_scope(),
+                now,
+            )?)
+        })
         .await?;
     Ok(ok(DELETED, MessageView::new(row, BoolStyle::Int)))
 }
@@ -351,15 +370,20 @@ pub async fn delete(
 /// `POST /messages/{id}/restore`: undoes a delete (a cancelled message is pending again).
 pub async fn restore(
     state: State,
-    principal: Principal,
+    caller: Caller,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = parse_id(&id)?;
-    let scope = principal.device_scope();
     let now = now_micros().naive_utc();
     let row = state
         .into_inner()
-        .db(move |c| Ok(messages::restore(c, id, scope, now)?))
+        .db_as(caller, move |c, principal| {
+            Ok(messages::restore(
+                c,
+                parse_id(&id)?,
+                principal.device_scope(),
+                now,
+            )?)
+        })
         .await?;
     Ok(ok(RESTORED, MessageView::new(row, BoolStyle::Int)))
 }

@@ -135,3 +135,23 @@ async fn health_reports_the_database() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body["data"]["database"], "up");
 }
+
+#[tokio::test]
+async fn nul_characters_are_refused_not_crashed_on() {
+    let app = spawn_app().await;
+    let (_, who) = app.create_device("WAPI Test").await;
+    let r = app
+        .get("/api/messages?session_id=a%00b", &As::Operator)
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(r.body["errors"]["session_id"][0].is_string());
+    let r = app
+        .post(
+            "/api/messages",
+            &who,
+            json!({"recipient": "0811010010010", "message_type": "text", "message": "a\u{0}b"}),
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.text);
+    assert!(r.body["errors"]["message"][0].is_string());
+}

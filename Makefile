@@ -1,0 +1,44 @@
+# Wapim developer commands. The README's two: `make run` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Local defaults; any WAPIM_* variable set in the environment wins.
+export WAPIM_DATABASE__URL ?= postgres://postgres@127.0.0.1:5432/wapim
+
+.PHONY: help services build run migrate test lint fmt bench-api clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+services: ## Install/start what Wapim needs locally (libpq, PostgreSQL, cargo-nextest)
+	@bash .ci/services.sh
+
+build: ## Build every binary
+	cargo build --workspace --bins
+
+run: services ## Run the gateway on :8000 (prints a fresh operator token unless WAPIM_AUTH__ADMIN_TOKEN is set)
+	@cargo build -p wapim-gateway --bin gateway
+	@if [ -z "$$WAPIM_AUTH__ADMIN_TOKEN" ]; then \
+	  export WAPIM_AUTH__ADMIN_TOKEN=$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'); \
+	  echo "Operator token for this run (Authorization: Bearer ...): $$WAPIM_AUTH__ADMIN_TOKEN"; \
+	fi; \
+	exec ./target/debug/gateway
+
+migrate: services ## Apply database migrations and exit
+	cargo run -q -p wapim-gateway --bin gateway -- migrate
+
+test: services ## Run every test against real PostgreSQL
+	cargo nextest run --workspace --locked
+
+lint: ## Formatting and clippy, as CI checks them
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the code
+	cargo fmt --all
+
+bench-api: services ## POST /api/messages throughput and latency next to pgbench
+	cargo bench -p wapim-gateway --bench post_messages
+
+clean: ## Remove build output
+	cargo clean
