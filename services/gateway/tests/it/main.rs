@@ -5,6 +5,7 @@ mod auth;
 mod batch;
 mod devices;
 mod errors;
+mod fuzz;
 mod helpers;
 mod idempotency;
 mod lists;
