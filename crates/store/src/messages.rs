@@ -267,33 +267,30 @@ pub fn update_pending(
     fields: &MessageFields,
     now: NaiveDateTime,
 ) -> Result<MessageRow, StoreError> {
-    let mut target = messages::table
+    let mut update = diesel::update(messages::table)
         .filter(messages::id.eq(id))
         .filter(messages::deleted_at.is_null())
         .filter(messages::status.eq("pending"))
         .into_boxed();
     if let Some(device_id) = device_id {
-        target = target.filter(messages::device_id.eq(device_id));
+        update = update.filter(messages::device_id.eq(device_id));
     }
-    let ids: Vec<i64> = target.select(messages::id).load(conn)?;
-    if ids.is_empty() {
-        // Tell "not there" from "no longer editable".
-        let current = find(conn, id, device_id, false)?;
-        return Err(StoreError::State(format!(
-            "The message is {} and can no longer be edited.",
-            current.status
-        )));
+    let updated = update
+        .set((fields, messages::updated_at.eq(now)))
+        .returning(MessageRow::as_returning())
+        .get_result(conn)
+        .optional()?;
+    match updated {
+        Some(row) => Ok(row),
+        // Tell "not there" (404) from "no longer editable" (422).
+        None => {
+            let current = find(conn, id, device_id, false)?;
+            Err(StoreError::State(format!(
+                "The message is {} and can no longer be edited.",
+                current.status
+            )))
+        }
     }
-    diesel::update(
-        messages::table
-            .filter(messages::id.eq(id))
-            .filter(messages::status.eq("pending")),
-    )
-    .set((fields, messages::updated_at.eq(now)))
-    .returning(MessageRow::as_returning())
-    .get_result(conn)
-    .optional()?
-    .ok_or_else(|| StoreError::State("The message can no longer be edited.".into()))
 }
 
 /// Soft-deletes a live message; a `pending` one becomes `cancelled` in the same statement

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use crate::error::ApiError;
 
 /// Reads at most `limit` bytes and parses them as JSON; an empty body reads as `{}`.
-pub async fn read_json(payload: web::Payload, limit: usize) -> Result<(Value, Vec<u8>), ApiError> {
+pub async fn read_json(payload: web::Payload, limit: usize) -> Result<Value, ApiError> {
     let bytes = match payload.to_bytes_limited(limit).await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(e)) => {
@@ -18,11 +18,10 @@ pub async fn read_json(payload: web::Payload, limit: usize) -> Result<(Value, Ve
         Err(_) => return Err(ApiError::PayloadTooLarge(limit)),
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok((Value::Object(Map::new()), Vec::new()));
+        return Ok(Value::Object(Map::new()));
     }
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::MalformedBody(format!("The body is not valid JSON: {e}")))?;
-    Ok((value, bytes.to_vec()))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::MalformedBody(format!("The body is not valid JSON: {e}")))
 }
 
 /// Reads a body that must be a JSON object.
@@ -30,7 +29,7 @@ pub async fn read_object(
     payload: web::Payload,
     limit: usize,
 ) -> Result<Map<String, Value>, ApiError> {
-    match read_json(payload, limit).await?.0 {
+    match read_json(payload, limit).await? {
         Value::Object(map) => Ok(map),
         _ => Err(ApiError::field(
             "body",

@@ -54,7 +54,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json(payload, state.limits.max_batch_body_bytes)
         .await
-        .and_then(|(body, _)| Ok((idempotency::key_of(&req, &body)?, body)));
+        .and_then(|body| Ok((idempotency::key_of(&req, &body)?, body)));
     let max = state.limits.batch_max_items;
     let ctx = state.validation;
     let now = now_micros().naive_utc();

@@ -155,7 +155,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json(payload, state.limits.max_body_bytes)
         .await
-        .and_then(|(body, _)| Ok((idempotency::key_of(&req, &body)?, body)));
+        .and_then(|body| Ok((idempotency::key_of(&req, &body)?, body)));
     let ctx = state.validation;
     let now = now_micros().naive_utc();
     let ttl = state.limits.idempotency_ttl;
