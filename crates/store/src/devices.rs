@@ -134,7 +134,7 @@ pub fn insert(
             devices::created_at.eq(now),
             devices::updated_at.eq(now),
         ))
-        .returning(DeviceRow::as_returning())
+        .returning(devices::all_columns)
         .get_result(conn)
         .map_err(conflict_on("session_id"))
 }
@@ -233,7 +233,7 @@ pub fn update(
         }
         diesel::update(target)
             .set((fields, devices::updated_at.eq(now)))
-            .returning(DeviceRow::as_returning())
+            .returning(devices::all_columns)
             .get_result(conn)
             .optional()?
             .ok_or(StoreError::NotFound)
@@ -252,7 +252,7 @@ pub fn soft_delete(
             .filter(devices::deleted_at.is_null()),
     )
     .set((devices::deleted_at.eq(now), devices::updated_at.eq(now)))
-    .returning(DeviceRow::as_returning())
+    .returning(devices::all_columns)
     .get_result(conn)
     .optional()?
     .ok_or(StoreError::NotFound)
@@ -269,7 +269,7 @@ pub fn restore(conn: &mut DbConn, id: i64, now: NaiveDateTime) -> Result<DeviceR
         devices::deleted_at.eq(None::<NaiveDateTime>),
         devices::updated_at.eq(now),
     ))
-    .returning(DeviceRow::as_returning())
+    .returning(devices::all_columns)
     .get_result(conn)
     .optional()
     .map_err(conflict_on("session_id"))?

@@ -5,6 +5,11 @@
 //! compose transactions. They use the portable subset of diesel: when the SQLite backend lands,
 //! `DbConn` becomes a `#[derive(MultiConnection)]` enum and only the few PostgreSQL-specific
 //! statements (marked `backend-specific`) grow a second arm.
+//!
+//! Writes return rows with `.returning(table::all_columns)`, not `Row::as_returning()`: the
+//! latter is typed for one backend and does not pass through a `MultiConnection` (checked by
+//! compiling this crate against a Pg + SQLite `MultiConnection`: with `all_columns`, only the
+//! multi-row batch insert needs its own arm).
 
 pub mod devices;
 pub mod idempotency;

@@ -154,7 +154,7 @@ pub fn insert_many(conn: &mut DbConn, rows: &[NewMessage]) -> Result<Vec<Message
     }
     let mut inserted = diesel::insert_into(messages::table)
         .values(rows)
-        .returning(MessageRow::as_returning())
+        .returning(messages::all_columns)
         .get_results(conn)?;
     // RETURNING order follows VALUES order in practice; sort by id to make it a guarantee.
     inserted.sort_by_key(|m: &MessageRow| m.id);
@@ -165,7 +165,7 @@ pub fn insert_many(conn: &mut DbConn, rows: &[NewMessage]) -> Result<Vec<Message
 pub fn insert(conn: &mut DbConn, row: &NewMessage) -> Result<MessageRow, StoreError> {
     Ok(diesel::insert_into(messages::table)
         .values(row)
-        .returning(MessageRow::as_returning())
+        .returning(messages::all_columns)
         .get_result(conn)?)
 }
 
@@ -277,7 +277,7 @@ pub fn update_pending(
     }
     let updated = update
         .set((fields, messages::updated_at.eq(now)))
-        .returning(MessageRow::as_returning())
+        .returning(messages::all_columns)
         .get_result(conn)
         .optional()?;
     match updated {
@@ -315,7 +315,7 @@ pub fn soft_delete(
                     messages::status.eq("cancelled"),
                     messages::status_updated_at.eq(now),
                 ))
-                .returning(MessageRow::as_returning())
+                .returning(messages::all_columns)
                 .get_result(conn)
                 .optional()?
         } else {
@@ -326,7 +326,7 @@ pub fn soft_delete(
             // Not pending (or claimed meanwhile): delete without touching the status.
             None => diesel::update(target)
                 .set((messages::deleted_at.eq(now), messages::updated_at.eq(now)))
-                .returning(MessageRow::as_returning())
+                .returning(messages::all_columns)
                 .get_result(conn)
                 .optional()?
                 .ok_or(StoreError::NotFound),
@@ -356,7 +356,7 @@ pub fn restore(
                     messages::status.eq("pending"),
                     messages::status_updated_at.eq(now),
                 ))
-                .returning(MessageRow::as_returning())
+                .returning(messages::all_columns)
                 .get_result(conn)?)
         } else {
             Ok(diesel::update(target)
@@ -364,7 +364,7 @@ pub fn restore(
                     messages::deleted_at.eq(None::<NaiveDateTime>),
                     messages::updated_at.eq(now),
                 ))
-                .returning(MessageRow::as_returning())
+                .returning(messages::all_columns)
                 .get_result(conn)?)
         }
     })
