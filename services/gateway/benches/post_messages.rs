@@ -9,6 +9,7 @@
 
 use std::net::TcpListener;
 use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -42,6 +43,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Next recipient number: every request of the whole run goes to a different number, as a
+/// campaign does, so phone validation is never answered from any cache.
+static NEXT_RECIPIENT: AtomicU64 = AtomicU64::new(10_000_000);
+
 async fn gateway_round(
     base: &str,
     session: &str,
@@ -62,10 +67,10 @@ async fn gateway_round(
         let (session, token) = (session.to_owned(), token.to_owned());
         workers.push(tokio::spawn(async move {
             let mut latencies = Vec::with_capacity(per_worker);
-            for i in 0..per_worker {
-                // Different recipients, as a campaign has: every request pays for validation.
+            for _ in 0..per_worker {
+                let n = NEXT_RECIPIENT.fetch_add(1, Ordering::Relaxed);
                 let body = json!({
-                    "is_queue": true, "recipient": format!("0811{:08}", 10_000_000 + i),
+                    "is_queue": true, "recipient": format!("0811{n:08}"),
                     "message_type": "text", "message": "Welcome home",
                     "schedule_at": "2025-09-08 09:44:00"
                 });
