@@ -36,25 +36,6 @@ impl ValidationErrors {
     pub fn has(&self, field: &str) -> bool {
         self.0.contains_key(field)
     }
-
-    /// The first message recorded, for a one-line summary.
-    pub fn first_message(&self) -> Option<&str> {
-        self.0.values().flatten().next().map(String::as_str)
-    }
-
-    /// Field names and their messages.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &Vec<String>)> {
-        self.0.iter()
-    }
-
-    /// `Ok(value)` when nothing was recorded, otherwise the errors.
-    pub fn into_result<T>(self, value: T) -> Result<T, ValidationErrors> {
-        if self.is_empty() {
-            Ok(value)
-        } else {
-            Err(self)
-        }
-    }
 }
 
 /// Settings that validation depends on, built once at start-up.

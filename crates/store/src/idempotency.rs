@@ -61,11 +61,3 @@ pub fn insert(
         .map_err(conflict_on("idempotency_key"))?;
     Ok(())
 }
-
-/// Deletes expired records; returns how many.
-pub fn purge_expired(conn: &mut DbConn, not_before: NaiveDateTime) -> Result<usize, StoreError> {
-    Ok(
-        diesel::delete(idempotency_keys::table.filter(idempotency_keys::created_at.lt(not_before)))
-            .execute(conn)?,
-    )
-}

@@ -31,9 +31,16 @@ pub async fn read_object(
 ) -> Result<Map<String, Value>, ApiError> {
     match read_json(payload, limit).await? {
         Value::Object(map) => Ok(map),
-        _ => Err(ApiError::field(
-            "body",
-            "The request body must be a JSON object.",
-        )),
+        _ => Err(not_an_object()),
     }
+}
+
+/// The body of a request that must be an object, or the 422 saying it is not (for handlers
+/// that keep the whole `Value`, e.g. to fingerprint it for idempotency).
+pub fn as_object(body: &Value) -> Result<&Map<String, Value>, ApiError> {
+    body.as_object().ok_or_else(not_an_object)
+}
+
+fn not_an_object() -> ApiError {
+    ApiError::field("body", "The request body must be a JSON object.")
 }

@@ -14,7 +14,7 @@ use wapim_store::devices::DeviceRow;
 use wapim_store::messages;
 
 use crate::auth::Caller;
-use crate::body::read_json;
+use crate::body::{as_object, read_json};
 use crate::envelope::{ok_json, BATCH_PROCESSED};
 use crate::error::ApiError;
 use crate::idempotency;
@@ -134,12 +134,7 @@ fn check_items(
     max: usize,
     ctx: &ValidationContext,
 ) -> Result<Vec<Result<MessageInput, ValidationErrors>>, ApiError> {
-    let Value::Object(map) = body else {
-        return Err(ApiError::field(
-            "body",
-            "The request body must be a JSON object.",
-        ));
-    };
+    let map = as_object(body)?;
     let items = match map.get("items") {
         Some(Value::Array(items)) if items.is_empty() => {
             return Err(ApiError::field(

@@ -2,7 +2,6 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::NaiveDateTime;
-use serde_json::Value;
 use wapim_domain::message::{validate_message, MessageDraft, MessageInput};
 use wapim_domain::time::now_micros;
 use wapim_domain::validation::Mode;
@@ -14,7 +13,7 @@ use wapim_store::messages::{
 use wapim_store::DbConn;
 
 use crate::auth::{Caller, Principal};
-use crate::body::{read_json, read_object};
+use crate::body::{as_object, read_json, read_object};
 use crate::envelope::{ok, ok_json, ADDED, DELETED, MODIFIED, RESTORED};
 use crate::error::ApiError;
 use crate::idempotency;
@@ -163,12 +162,7 @@ pub async fn create(
         .into_inner()
         .db_as(caller, move |c, principal| {
             let (key, body) = body?;
-            let Value::Object(map) = &body else {
-                return Err(ApiError::field(
-                    "body",
-                    "The request body must be a JSON object.",
-                ));
-            };
+            let map = as_object(&body)?;
             let input =
                 validate_message(map, Mode::Full, None, &ctx).map_err(ApiError::Validation)?;
             let key = key.map(|k| k.scoped(&principal));
