@@ -1,10 +1,11 @@
 //! Devices: one WhatsApp phone each, known to WAHA by its session id.
 
+use secrecy::SecretString;
 use serde_json::{Map, Value};
 
 use crate::media::file_meta_from_url;
 use crate::session::session_id_from_name;
-use crate::token::is_acceptable_token;
+use crate::token::token_weakness;
 use crate::validation::{Field, FieldReader, Mode, ValidationContext, ValidationErrors};
 
 /// WAHA webhook events a device may subscribe its integrator webhook to.
@@ -71,12 +72,15 @@ pub struct DeviceDraft {
 }
 
 /// A validated create/update request: the settings plus a new secret token, when one was given.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// Not `PartialEq`: the token is a [`SecretString`], which `Debug` prints as redacted, so logging
+/// a request never leaks it.
+#[derive(Debug, Clone)]
 pub struct DeviceInput {
     /// The settings to store.
     pub draft: DeviceDraft,
     /// A client-chosen secret token (create or rotate); `None` keeps (or, on create, generates).
-    pub secret_token: Option<String>,
+    pub secret_token: Option<SecretString>,
 }
 
 impl DeviceDraft {
@@ -133,14 +137,13 @@ pub fn validate_device(
     };
 
     let secret_token = match r.string("secret_token", 256) {
-        Field::Value(t) if is_acceptable_token(&t) => Some(t),
-        Field::Value(_) => {
-            r.fail(
-                "secret_token",
-                "The secret token must be 32 to 128 characters of letters, digits, '-', '_', '.' or '~'.",
-            );
-            None
-        }
+        Field::Value(t) => match token_weakness(&t) {
+            None => Some(SecretString::from(t)),
+            Some(reason) => {
+                r.fail("secret_token", reason);
+                None
+            }
+        },
         _ => None,
     };
 
@@ -307,6 +310,7 @@ fn read_webhook_options(r: &mut FieldReader<'_>) -> Field<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
     use serde_json::json;
 
     fn ctx() -> ValidationContext {
@@ -346,7 +350,32 @@ mod tests {
             input.draft.webhook_options_json().unwrap(),
             r#"["message","message.ack","message.waiting"]"#
         );
+        assert_eq!(
+            input.secret_token.as_ref().map(|t| t.expose_secret()),
+            Some("9f13a714ce15ddeb1e02835772b53fcc5de6355f05204354bbbc0023601816ee")
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let token = "9f13a714ce15ddeb1e02835772b53fcc5de6355f05204354bbbc0023601816ee";
+        let body = reference_body();
+        let input = validate_device(body.as_object().unwrap(), Mode::Full, None, &ctx()).unwrap();
         assert!(input.secret_token.is_some());
+        let shown = format!("{input:?}");
+        assert!(!shown.contains(token), "{shown}");
+        assert!(!shown.contains("16ee"), "{shown}");
+        assert!(!format!("{input:#?}").contains(token));
+    }
+
+    #[test]
+    fn weak_tokens_get_the_reason() {
+        let mut body = reference_body();
+        body["secret_token"] = json!("abcd".repeat(10));
+        let errors =
+            validate_device(body.as_object().unwrap(), Mode::Full, None, &ctx()).unwrap_err();
+        assert!(errors.has("secret_token"));
+        assert!(format!("{errors:?}").contains(crate::token::TOKEN_PREDICTABLE_MESSAGE));
     }
 
     #[test]
@@ -394,7 +423,7 @@ mod tests {
             input.draft.webhook_options,
             Some(vec!["message".to_owned()])
         );
-        assert_eq!(input.secret_token, None);
+        assert!(input.secret_token.is_none());
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! request bodies are pure functions, so the gateway, the dispatcher and the tests agree on them.
 
 pub mod device;
+pub mod ids;
 pub mod media;
 pub mod message;
 pub mod phone;
@@ -14,6 +15,10 @@ pub mod time;
 pub mod token;
 pub mod validation;
 
+pub use ids::{DeviceId, MessageId};
 pub use phone::PhoneNormalizer;
-pub use status::{CalendarType, DeviceStatus, MessageStatus, MessageType};
+/// Secrets (client-chosen tokens) travel wrapped so `Debug` and logs never show them; re-exported
+/// so other crates need not depend on `secrecy` themselves.
+pub use secrecy::{ExposeSecret, SecretString};
+pub use status::{CalendarType, CancelReason, DeviceStatus, MessageStatus, MessageType};
 pub use validation::{ValidationContext, ValidationErrors};

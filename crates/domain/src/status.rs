@@ -56,6 +56,19 @@ macro_rules! text_enum {
                 f.write_str(self.as_str())
             }
         }
+
+        impl TryFrom<String> for $name {
+            type Error = UnknownValue;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                s.parse()
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> Self {
+                v.as_str().to_owned()
+            }
+        }
     };
 }
 
@@ -109,6 +122,56 @@ impl MessageStatus {
     pub const fn is_editable(self) -> bool {
         matches!(self, MessageStatus::Pending)
     }
+
+    /// Whether a message may go from `self` to `next`; every status write checks this, so a late
+    /// ack or a racing dispatcher cannot move a message backwards. Staying put is not a move.
+    pub const fn can_move_to(self, next: MessageStatus) -> bool {
+        use MessageStatus::*;
+        matches!(
+            (self, next),
+            (Pending, Processing)
+                | (Pending, Cancelled)
+                | (Processing, Sent)
+                | (Processing, Failed)
+                // A claim released: the lease expired or the send must wait.
+                | (Processing, Pending)
+                | (Sent, Delivered)
+                | (Sent, Read)
+                | (Delivered, Read)
+                // An ERROR ack from WAHA.
+                | (Sent, Failed)
+                // Resend.
+                | (Failed, Pending)
+                // Restore.
+                | (Cancelled, Pending)
+        )
+    }
+
+    /// The statuses from which `next` may be reached (those `s` with `s.can_move_to(next)`), for a
+    /// guarded `UPDATE ... WHERE status IN (...)`.
+    pub const fn sources_of(next: MessageStatus) -> &'static [MessageStatus] {
+        use MessageStatus::*;
+        match next {
+            Pending => &[Processing, Failed, Cancelled],
+            Processing => &[Pending],
+            Sent => &[Processing],
+            Delivered => &[Sent],
+            Read => &[Sent, Delivered],
+            Failed => &[Processing, Sent],
+            Cancelled => &[Pending],
+        }
+    }
+}
+
+text_enum! {
+    /// Why a message was cancelled, so a restore brings back only what its own deletion
+    /// cancelled (restoring a device does not revive messages deleted one by one).
+    CancelReason {
+        /// The message itself was deleted while pending.
+        MessageDeleted => "message_deleted",
+        /// Its device was deleted, cancelling everything it still had pending.
+        DeviceDeleted => "device_deleted",
+    }
 }
 
 text_enum! {
@@ -151,5 +214,52 @@ mod tests {
         assert!("Pending".parse::<MessageStatus>().is_err());
         assert!(MessageType::Image.is_media());
         assert!(!MessageType::Text.is_media());
+    }
+
+    #[test]
+    fn string_conversions_for_storage() {
+        for r in CancelReason::ALL {
+            assert_eq!(CancelReason::try_from(String::from(*r)).unwrap(), *r);
+        }
+        assert_eq!(String::from(MessageStatus::Read), "read");
+        let err = MessageStatus::try_from("gone".to_owned()).unwrap_err();
+        let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(err);
+        assert!(boxed.to_string().contains("gone"));
+        assert_eq!(
+            "device_deleted".parse::<CancelReason>().unwrap(),
+            CancelReason::DeviceDeleted
+        );
+    }
+
+    /// The whole from × to matrix, written out: `1` is a legal move.
+    #[test]
+    fn message_status_moves_match_the_table() {
+        use MessageStatus::*;
+        let order = [
+            Pending, Processing, Sent, Delivered, Read, Failed, Cancelled,
+        ];
+        assert_eq!(order.as_slice(), MessageStatus::ALL);
+        #[rustfmt::skip]
+        let table: [[u8; 7]; 7] = [
+            //            to: pend proc sent deli read fail canc
+            /* pending    */ [0,   1,   0,   0,   0,   0,   1],
+            /* processing */ [1,   0,   1,   0,   0,   1,   0],
+            /* sent       */ [0,   0,   0,   1,   1,   1,   0],
+            /* delivered  */ [0,   0,   0,   0,   1,   0,   0],
+            /* read       */ [0,   0,   0,   0,   0,   0,   0],
+            /* failed     */ [1,   0,   0,   0,   0,   0,   0],
+            /* cancelled  */ [1,   0,   0,   0,   0,   0,   0],
+        ];
+        for (i, from) in order.iter().enumerate() {
+            for (j, to) in order.iter().enumerate() {
+                assert_eq!(from.can_move_to(*to), table[i][j] == 1, "{from} -> {to}");
+                assert_eq!(
+                    MessageStatus::sources_of(*to).contains(from),
+                    table[i][j] == 1,
+                    "sources_of({to}) and {from}"
+                );
+            }
+        }
+        assert!(!Delivered.can_move_to(Failed));
     }
 }

@@ -64,6 +64,9 @@ pub struct DatabaseSettings {
     pub connect_timeout_secs: u64,
     /// Create the database on start-up when missing.
     pub create_if_missing: bool,
+    /// Requests that may wait for a pooled connection beyond the pool's size; more are answered
+    /// 503 with `Retry-After` at once (`WAPIM_DATABASE__MAX_QUEUED_REQUESTS`).
+    pub max_queued_requests: usize,
 }
 
 /// `[http]`: the listener and body limits.
@@ -75,6 +78,9 @@ pub struct HttpSettings {
     pub port: u16,
     /// Base URL for links in list responses; empty derives it from the request.
     pub public_url: String,
+    /// Trust `Forwarded` / `X-Forwarded-*` for the links' scheme and host: only behind a proxy
+    /// that sets them (`WAPIM_HTTP__TRUST_FORWARDED`, default off).
+    pub trust_forwarded: bool,
     /// Body limit for single-record endpoints.
     pub max_body_bytes: usize,
     /// Body limit for the batch endpoint.
@@ -83,11 +89,25 @@ pub struct HttpSettings {
     pub workers: usize,
 }
 
-/// `[auth]`: the operator credential.
-#[derive(Debug, Clone, Deserialize)]
+/// `[auth]`: the operator credential and how long verified device credentials are trusted.
+#[derive(Clone, Deserialize)]
 pub struct AuthSettings {
     /// Bearer token that may manage every device (`WAPIM_AUTH__ADMIN_TOKEN`).
     pub admin_token: String,
+    /// Seconds a verified device credential is reused without asking the database
+    /// (`WAPIM_AUTH__CREDENTIAL_CACHE_SECS`; 0 turns the cache off). A rotated or deleted
+    /// device's old token may keep working this long on *other* replicas.
+    pub credential_cache_secs: u64,
+}
+
+/// Debug without the token: settings get logged, secrets must not be.
+impl std::fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("admin_token", &"[redacted]")
+            .field("credential_cache_secs", &self.credential_cache_secs)
+            .finish()
+    }
 }
 
 /// `[phone]`: how national numbers are read.
@@ -162,15 +182,18 @@ impl Settings {
         if self.database.url.trim().is_empty() {
             return Err(SettingsError::Missing {
                 var: "WAPIM_DATABASE__URL",
-                reason: "the PostgreSQL URL, e.g. postgres://user@host:5432/wapim",
+                reason: "postgres://user@host:5432/wapim or sqlite://wapim.db",
             });
         }
-        if !(self.database.url.starts_with("postgres://")
-            || self.database.url.starts_with("postgresql://"))
+        let url = self.database.url.trim();
+        let sqlite_path = url.strip_prefix("sqlite://");
+        if !(url.starts_with("postgres://")
+            || url.starts_with("postgresql://")
+            || sqlite_path.is_some_and(|p| !p.is_empty() && !p.ends_with('/')))
         {
             return Err(SettingsError::Invalid {
                 var: "WAPIM_DATABASE__URL",
-                reason: "must start with postgres:// or postgresql://".into(),
+                reason: "must be postgres://user@host:5432/name or sqlite://path/to/file.db".into(),
             });
         }
         if self.database.pool_max_size == 0 {
@@ -264,14 +287,22 @@ mod tests {
         // Tokens stay strings even when they look like numbers.
         assert_eq!(s.auth.admin_token, "1e5");
         assert_eq!(s.phone.default_region, "US");
+        assert!(
+            !format!("{s:?}").contains("1e5"),
+            "the token leaks into Debug"
+        );
     }
 
     #[test]
     fn bad_values_name_the_variable() {
         let err = Settings::load_from(vars(&[("WAPIM_HTTP__PORT", "eighty")])).unwrap_err();
         assert!(err.to_string().contains("WAPIM_HTTP__PORT"), "{err}");
-        let err = Settings::load_from(vars(&[("WAPIM_DATABASE__URL", "mysql://x")])).unwrap_err();
-        assert!(err.to_string().contains("WAPIM_DATABASE__URL"), "{err}");
+        for bad in ["mysql://x", "sqlite://", "wapim.db", "sqlite:wapim.db"] {
+            let err = Settings::load_from(vars(&[("WAPIM_DATABASE__URL", bad)])).unwrap_err();
+            assert!(err.to_string().contains("WAPIM_DATABASE__URL"), "{err}");
+        }
+        let ok = Settings::load_from(vars(&[("WAPIM_DATABASE__URL", "sqlite://wapim.db")]));
+        assert!(ok.is_ok());
         let s = Settings::load_from(vars(&[])).unwrap();
         let err = s.require_admin_token().unwrap_err();
         assert!(

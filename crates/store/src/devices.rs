@@ -3,6 +3,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use wapim_domain::DeviceStatus;
+
 use crate::listing::{Page, Paged, Sort, Trashed};
 use crate::schema::devices;
 use crate::{conflict_on, DbConn, StoreError};
@@ -20,7 +22,8 @@ pub struct DeviceRow {
     /// International digits.
     pub phone_number: String,
     /// WAHA session state.
-    pub status: String,
+    #[diesel(deserialize_as = String)]
+    pub status: DeviceStatus,
     /// SHA-256 of the secret token.
     pub secret_token_hash: String,
     /// Masked token shown by reads.
@@ -47,6 +50,8 @@ pub struct DeviceRow {
     pub updated_at: NaiveDateTime,
     /// UTC; set when soft-deleted.
     pub deleted_at: Option<NaiveDateTime>,
+    /// Bumped by every update; updates check the one they read (optimistic concurrency).
+    pub revision: i64,
 }
 
 /// The editable columns of a device, written on create and on update.
@@ -110,14 +115,15 @@ pub struct DeviceFilter {
     /// Restrict to one device (device credentials see only themselves).
     pub only_id: Option<i64>,
     /// Exact status.
-    pub status: Option<String>,
+    pub status: Option<DeviceStatus>,
     /// Exact session id.
     pub session_id: Option<String>,
     /// Soft-delete visibility.
     pub trashed: Trashed,
 }
 
-/// Inserts a device; a live device with the same session id is a `Conflict("session_id")`.
+/// Inserts a device; a device (live or deleted) with the same session id is a
+/// `Conflict("session_id")`: session ids are never reused.
 pub fn insert(
     conn: &mut DbConn,
     fields: &DeviceFields,
@@ -165,6 +171,34 @@ pub fn find_live_by_session(
         .optional()?)
 }
 
+/// Locks a live device's row for the rest of the transaction (a no-op UPDATE, portable across
+/// backends): a concurrent deletion waits for the caller's commit, or the caller sees it
+/// committed. False when the device is deleted or gone.
+pub fn lock_live(conn: &mut DbConn, id: i64) -> Result<bool, StoreError> {
+    Ok(diesel::update(
+        devices::table
+            .filter(devices::id.eq(id))
+            .filter(devices::deleted_at.is_null()),
+    )
+    .set(devices::revision.eq(devices::revision))
+    .execute(conn)?
+        == 1)
+}
+
+/// Session ids in use (by live or deleted devices) that are `base` or `base-<anything>`: the
+/// candidates a new device named like `base` must avoid.
+pub fn session_ids_like(conn: &mut DbConn, base: &str) -> Result<Vec<String>, StoreError> {
+    // Slugs hold only [a-z0-9-], so `base` has no LIKE wildcards to escape.
+    Ok(devices::table
+        .filter(
+            devices::session_id
+                .eq(base)
+                .or(devices::session_id.like(format!("{base}-%"))),
+        )
+        .select(devices::session_id)
+        .load(conn)?)
+}
+
 /// One page of devices matching `filter`, sorted, with the total.
 pub fn list(
     conn: &mut DbConn,
@@ -207,8 +241,8 @@ fn filtered(filter: &DeviceFilter) -> devices::BoxedQuery<'_, crate::Backend> {
     if let Some(id) = filter.only_id {
         query = query.filter(devices::id.eq(id));
     }
-    if let Some(status) = &filter.status {
-        query = query.filter(devices::status.eq(status));
+    if let Some(status) = filter.status {
+        query = query.filter(devices::status.eq(status.as_str()));
     }
     if let Some(session_id) = &filter.session_id {
         query = query.filter(devices::session_id.eq(session_id));
@@ -216,31 +250,46 @@ fn filtered(filter: &DeviceFilter) -> devices::BoxedQuery<'_, crate::Backend> {
     query
 }
 
-/// Replaces a live device's editable fields (and its token, when given).
+/// Writes a live device's editable fields (and its token, when given) if it is still at
+/// `revision`; `Stale` when another update came first, `NotFound` when it is gone.
 pub fn update(
     conn: &mut DbConn,
     id: i64,
+    revision: i64,
     fields: &DeviceFields,
     token: Option<&TokenFields>,
     now: NaiveDateTime,
 ) -> Result<DeviceRow, StoreError> {
-    conn.transaction(|conn| {
-        let target = devices::table
-            .filter(devices::id.eq(id))
-            .filter(devices::deleted_at.is_null());
-        if let Some(token) = token {
-            diesel::update(target).set(token).execute(conn)?;
-        }
-        diesel::update(target)
-            .set((fields, devices::updated_at.eq(now)))
+    let target = devices::table
+        .filter(devices::id.eq(id))
+        .filter(devices::deleted_at.is_null())
+        .filter(devices::revision.eq(revision));
+    let bump = (
+        devices::updated_at.eq(now),
+        devices::revision.eq(devices::revision + 1),
+    );
+    let updated = match token {
+        Some(token) => diesel::update(target)
+            .set((fields, token, bump))
             .returning(devices::all_columns)
             .get_result(conn)
-            .optional()?
-            .ok_or(StoreError::NotFound)
-    })
+            .optional()?,
+        None => diesel::update(target)
+            .set((fields, bump))
+            .returning(devices::all_columns)
+            .get_result(conn)
+            .optional()?,
+    };
+    match updated {
+        Some(row) => Ok(row),
+        None => {
+            find(conn, id, false)?;
+            Err(StoreError::Stale)
+        }
+    }
 }
 
-/// Soft-deletes a live device.
+/// Soft-deletes a live device; `NotFound` when there is none.
 pub fn soft_delete(
     conn: &mut DbConn,
     id: i64,
@@ -251,16 +300,25 @@ pub fn soft_delete(
             .filter(devices::id.eq(id))
             .filter(devices::deleted_at.is_null()),
     )
-    .set((devices::deleted_at.eq(now), devices::updated_at.eq(now)))
+    .set((
+        devices::deleted_at.eq(now),
+        devices::updated_at.eq(now),
+        devices::revision.eq(devices::revision + 1),
+    ))
     .returning(devices::all_columns)
     .get_result(conn)
     .optional()?
     .ok_or(StoreError::NotFound)
 }
 
-/// Restores a soft-deleted device (a live one is returned as is); `Conflict("session_id")` if a live device took its name.
-pub fn restore(conn: &mut DbConn, id: i64, now: NaiveDateTime) -> Result<DeviceRow, StoreError> {
-    diesel::update(
+/// Undoes a soft delete; `None` when the device is not deleted (then the caller decides).
+/// Session ids are never reused, so the device gets its own id back without conflict.
+pub fn undelete(
+    conn: &mut DbConn,
+    id: i64,
+    now: NaiveDateTime,
+) -> Result<Option<DeviceRow>, StoreError> {
+    Ok(diesel::update(
         devices::table
             .filter(devices::id.eq(id))
             .filter(devices::deleted_at.is_not_null()),
@@ -268,10 +326,9 @@ pub fn restore(conn: &mut DbConn, id: i64, now: NaiveDateTime) -> Result<DeviceR
     .set((
         devices::deleted_at.eq(None::<NaiveDateTime>),
         devices::updated_at.eq(now),
+        devices::revision.eq(devices::revision + 1),
     ))
     .returning(devices::all_columns)
     .get_result(conn)
-    .optional()
-    .map_err(conflict_on("session_id"))?
-    .map_or_else(|| find(conn, id, false), Ok)
+    .optional()?)
 }

@@ -21,24 +21,128 @@ use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, Pool as R2d2Pool, PooledConnection};
+use diesel::r2d2::{ManageConnection, Pool as R2d2Pool, PooledConnection, R2D2Connection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 pub use listing::{Page, Paged, Trashed};
 
-/// The connection every repository function takes.
-pub type DbConn = PgConnection;
+pub use connection::DbConn;
+
+/// The connection enum in a module of its own: diesel's derive generates undocumented helper
+/// items (`MultiBackend`, its query builder, …) next to it.
+#[allow(missing_docs)]
+mod connection {
+    use diesel::prelude::*;
+
+    /// The connection every repository function takes: PostgreSQL (production, several replicas) or
+    /// SQLite (the single binary). Portable statements run on either through diesel's
+    /// `MultiConnection`; the few backend-specific ones match on the variant (marked
+    /// `backend-specific`).
+    #[derive(diesel::MultiConnection)]
+    pub enum DbConn {
+        /// A PostgreSQL connection.
+        Pg(PgConnection),
+        /// A SQLite connection (WAL mode, busy timeout, foreign keys on).
+        Sqlite(SqliteConnection),
+    }
+}
+
 /// The SQL dialect of [`DbConn`], for boxed queries.
 pub type Backend = <DbConn as diesel::Connection>::Backend;
 /// A pool of [`DbConn`]s shared by a service's workers.
-pub type Pool = R2d2Pool<ConnectionManager<DbConn>>;
+pub type Pool = R2d2Pool<Manager>;
 /// A connection checked out of the [`Pool`].
-pub type PooledConn = PooledConnection<ConnectionManager<DbConn>>;
+pub type PooledConn = PooledConnection<Manager>;
 
 /// The PostgreSQL migrations, compiled into every binary that runs them.
-pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+pub const PG_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/postgres");
+/// The SQLite migrations: the same names as the PostgreSQL ones, in SQLite's dialect.
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/sqlite");
 
-/// What can go wrong in the store; the gateway maps each to one HTTP status.
+/// Which database a URL names. Chosen from the scheme by Wapim itself: diesel's derived
+/// `establish` would try each backend in turn and silently open a SQLite file named like a
+/// mistyped PostgreSQL URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// `postgres://…` or `postgresql://…`, passed to libpq as is.
+    Postgres(String),
+    /// `sqlite://path` (relative to the working directory) or `sqlite:///absolute/path`.
+    Sqlite(String),
+}
+
+impl DatabaseUrl {
+    /// Parses a database URL; anything but the two schemes (or an empty SQLite path) is an error.
+    pub fn parse(url: &str) -> Result<Self, StoreError> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(DatabaseUrl::Postgres(url.to_owned()));
+        }
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            let path = path.split('?').next().unwrap_or_default();
+            if path.is_empty() || path.ends_with('/') {
+                return Err(StoreError::BadUrl(
+                    "a SQLite URL names a file: sqlite://wapim.db or sqlite:///var/lib/wapim/wapim.db"
+                        .into(),
+                ));
+            }
+            return Ok(DatabaseUrl::Sqlite(path.to_owned()));
+        }
+        Err(StoreError::BadUrl(
+            "use postgres://user@host:5432/name or sqlite://path/to/file.db".into(),
+        ))
+    }
+
+    /// True for SQLite (one writer: its pool holds a single connection).
+    pub fn is_sqlite(&self) -> bool {
+        matches!(self, DatabaseUrl::Sqlite(_))
+    }
+}
+
+/// Opens one connection to `url`, configured as the pool would configure it.
+pub fn establish(url: &DatabaseUrl) -> Result<DbConn, StoreError> {
+    match url {
+        DatabaseUrl::Postgres(u) => PgConnection::establish(u)
+            .map(DbConn::Pg)
+            .map_err(|e| StoreError::Unavailable(e.to_string())),
+        DatabaseUrl::Sqlite(path) => {
+            let mut conn = SqliteConnection::establish(path)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            // WAL: readers never block the writer; busy_timeout: a second writer waits instead
+            // of failing at once; foreign keys are off by default in SQLite; NORMAL sync is
+            // durable in WAL mode except for the last commits on power loss (not on a crash).
+            conn.batch_execute(
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                 PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;",
+            )?;
+            Ok(DbConn::Sqlite(conn))
+        }
+    }
+}
+
+/// r2d2's connection manager for [`DbConn`], establishing by [`DatabaseUrl`].
+#[derive(Debug, Clone)]
+pub struct Manager {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConn;
+    type Error = StoreError;
+
+    fn connect(&self) -> Result<DbConn, StoreError> {
+        establish(&self.url)
+    }
+
+    fn is_valid(&self, conn: &mut DbConn) -> Result<(), StoreError> {
+        conn.ping().map_err(StoreError::Database)
+    }
+
+    fn has_broken(&self, conn: &mut DbConn) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// What can go wrong in the store; the web layer maps each to one HTTP status.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The row does not exist (or is not visible to the caller).
@@ -47,18 +151,56 @@ pub enum StoreError {
     /// A uniqueness rule would be broken; the payload names the rule's field.
     #[error("conflict on {0}")]
     Conflict(&'static str),
-    /// The row is in a state that forbids the change (e.g. editing a sent message).
-    #[error("{0}")]
-    State(String),
+    /// The message's status forbids the change (e.g. editing one that is being sent); carries
+    /// the status it has now.
+    #[error("the message is {0}")]
+    Status(wapim_domain::MessageStatus),
+    /// The row changed since it was read (optimistic concurrency); the caller may retry.
+    #[error("the record changed meanwhile")]
+    Stale,
     /// No connection could be had in time: the database is down or saturated.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// The database URL is not one Wapim understands.
+    #[error("invalid database URL: {0}")]
+    BadUrl(String),
     /// Any other database failure.
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migration(String),
+}
+
+impl StoreError {
+    /// True when the database could not serve the request for a reason that passes (down,
+    /// saturated, locked): callers answer 503 and the client retries.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Database(e) => is_transient(e),
+            _ => false,
+        }
+    }
+}
+
+/// Connection losses, SQLite's "database is locked" and PostgreSQL's serialisation failures are
+/// worth a retry by the client, not a 500.
+fn is_transient(e: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind as K, Error as E};
+    match e {
+        E::DatabaseError(K::ClosedConnection | K::SerializationFailure, _) => true,
+        E::DatabaseError(_, info) => {
+            let m = info.message();
+            m.contains("database is locked")
+                || m.contains("database is busy")
+                || m.contains("terminating connection")
+                || m.contains("server closed the connection")
+                || m.contains("no connection to the server")
+        }
+        E::BrokenTransactionManager => true,
+        _ => false,
+    }
 }
 
 impl From<diesel::r2d2::PoolError> for StoreError {
@@ -68,38 +210,71 @@ impl From<diesel::r2d2::PoolError> for StoreError {
 }
 
 /// Builds the pool and opens its connections now (r2d2 keeps `max_size` idle by default), so a
-/// wrong URL fails at start-up and the first requests do not pay for connection set-up.
+/// wrong URL fails at start-up and the first requests do not pay for connection set-up. SQLite
+/// gets one connection whatever `max_size` says: it has one writer, and a second connection
+/// upgrading a read transaction to a write would fail with "database is locked" instead of
+/// waiting.
 pub fn connect(url: &str, max_size: u32, timeout: Duration) -> Result<Pool, StoreError> {
-    let manager = ConnectionManager::<DbConn>::new(url);
+    let url = DatabaseUrl::parse(url)?;
+    let max_size = if url.is_sqlite() { 1 } else { max_size.max(1) };
     R2d2Pool::builder()
         .max_size(max_size)
         .connection_timeout(timeout)
         .test_on_check_out(false)
-        .build(manager)
+        .build(Manager { url })
         .map_err(|e| StoreError::Unavailable(e.to_string()))
 }
 
-/// Applies pending migrations. Safe to run from several processes at once: PostgreSQL's
-/// advisory lock serialises them. backend-specific.
-pub fn run_migrations(conn: &mut DbConn) -> Result<usize, StoreError> {
-    conn.batch_execute("SELECT pg_advisory_lock(727364)")?;
-    let applied = conn
-        .run_pending_migrations(MIGRATIONS)
-        .map(|v| v.len())
-        .map_err(|e| StoreError::Migration(e.to_string()));
-    conn.batch_execute("SELECT pg_advisory_unlock(727364)")?;
-    applied
+/// Everything a service does with its database at start-up: create it if allowed and missing,
+/// open the pool, apply pending migrations. Returns the pool and how many migrations ran.
+pub fn open(
+    url: &str,
+    create_if_missing: bool,
+    max_size: u32,
+    timeout: Duration,
+) -> Result<(Pool, usize), StoreError> {
+    if create_if_missing && create_database_if_missing(url)? {
+        tracing::info!("database created");
+    }
+    let pool = connect(url, max_size, timeout)?;
+    let applied = run_migrations(&mut *pool.get()?)?;
+    Ok((pool, applied))
 }
 
-/// Creates the database named in `url` when it does not exist, connecting to the server's
-/// `postgres` database to do so. backend-specific.
+/// Applies pending migrations. Safe to run from several processes at once: on PostgreSQL an
+/// advisory lock serialises them; SQLite's write lock does the same. backend-specific.
+pub fn run_migrations(conn: &mut DbConn) -> Result<usize, StoreError> {
+    match conn {
+        DbConn::Pg(pg) => {
+            pg.batch_execute("SELECT pg_advisory_lock(727364)")?;
+            let applied = pg
+                .run_pending_migrations(PG_MIGRATIONS)
+                .map(|v| v.len())
+                .map_err(|e| StoreError::Migration(e.to_string()));
+            pg.batch_execute("SELECT pg_advisory_unlock(727364)")?;
+            applied
+        }
+        DbConn::Sqlite(lite) => lite
+            .run_pending_migrations(SQLITE_MIGRATIONS)
+            .map(|v| v.len())
+            .map_err(|e| StoreError::Migration(e.to_string())),
+    }
+}
+
+/// Creates the database named in `url` when it does not exist: on PostgreSQL by connecting to
+/// the server's `postgres` database; a SQLite file is created when first opened (its directory
+/// must exist). backend-specific.
 pub fn create_database_if_missing(url: &str) -> Result<bool, StoreError> {
-    let (server_url, name) = split_database_url(url)
-        .ok_or_else(|| StoreError::Unavailable("the database URL names no database".into()))?;
-    if DbConn::establish(url).is_ok() {
+    let url = match DatabaseUrl::parse(url)? {
+        DatabaseUrl::Sqlite(_) => return Ok(false),
+        DatabaseUrl::Postgres(u) => u,
+    };
+    let (server_url, name) = split_database_url(&url)
+        .ok_or_else(|| StoreError::BadUrl("the database URL names no database".into()))?;
+    if PgConnection::establish(&url).is_ok() {
         return Ok(false);
     }
-    let mut admin = DbConn::establish(&server_url)
+    let mut admin = PgConnection::establish(&server_url)
         .map_err(|e| StoreError::Unavailable(format!("cannot reach the server: {e}")))?;
     let quoted = name.replace('"', "\"\"");
     match admin.batch_execute(&format!("CREATE DATABASE \"{quoted}\"")) {
@@ -176,6 +351,12 @@ pub fn ping(conn: &mut DbConn) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Runs SQL text as is (tests and operators' maintenance; never with request data).
+pub fn execute_sql(conn: &mut DbConn, sql: &str) -> Result<(), StoreError> {
+    conn.batch_execute(sql)?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,5 +378,31 @@ mod tests {
             )
         );
         assert!(split_database_url("postgres://h/").is_none());
+    }
+
+    #[test]
+    fn url_scheme_picks_the_backend() {
+        assert_eq!(
+            DatabaseUrl::parse("postgres://u@h/db").unwrap(),
+            DatabaseUrl::Postgres("postgres://u@h/db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite://wapim.db").unwrap(),
+            DatabaseUrl::Sqlite("wapim.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/lib/wapim.db").unwrap(),
+            DatabaseUrl::Sqlite("/var/lib/wapim.db".into())
+        );
+        for bad in [
+            "postgre://h/db",
+            "wapim.db",
+            "sqlite://",
+            "sqlite:wapim.db",
+            "mysql://h/db",
+            "",
+        ] {
+            assert!(DatabaseUrl::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -12,18 +12,28 @@ pub enum Trashed {
     Only,
 }
 
-/// A page request: 1-based page number and page size.
+/// The deepest OFFSET a list may ask for: deeper pages cost the database a scan of every row
+/// before them, so past this a client pages with `after_id` (keyset) instead.
+pub const MAX_OFFSET: i64 = 10_000;
+
+/// A page request: 1-based page number and page size, or a keyset cursor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
     /// 1-based.
     pub number: i64,
     /// Rows per page.
     pub size: i64,
+    /// Keyset cursor: rows after this id in the sort's direction (id sorts only); the page
+    /// number is then ignored.
+    pub after_id: Option<i64>,
 }
 
 impl Page {
     /// Rows to skip.
     pub fn offset(&self) -> i64 {
+        if self.after_id.is_some() {
+            return 0;
+        }
         (self.number.max(1) - 1).saturating_mul(self.size)
     }
 }

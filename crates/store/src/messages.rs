@@ -3,9 +3,15 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
+use wapim_domain::{CancelReason, MessageStatus};
+
 use crate::listing::{Page, Paged, Sort, Trashed};
 use crate::schema::messages;
 use crate::{DbConn, StoreError};
+
+/// Rows per multi-row INSERT: 1,000 rows × 15 columns stays far below PostgreSQL's 65,535 bind
+/// parameters, whatever `batch_max_items` is set to.
+pub const INSERT_CHUNK_ROWS: usize = 1000;
 
 /// A stored message.
 #[derive(Debug, Clone, Queryable, Selectable, Identifiable)]
@@ -38,7 +44,8 @@ pub struct MessageRow {
     /// When to send (UTC).
     pub schedule_at: Option<NaiveDateTime>,
     /// Life-cycle status.
-    pub status: String,
+    #[diesel(deserialize_as = String)]
+    pub status: MessageStatus,
     /// WAHA accepted it.
     pub is_sent: bool,
     /// WhatsApp's message id once sent.
@@ -59,6 +66,17 @@ pub struct MessageRow {
     pub updated_at: NaiveDateTime,
     /// UTC; set when soft-deleted.
     pub deleted_at: Option<NaiveDateTime>,
+    /// Bumped by every update; edits check the one they read (optimistic concurrency).
+    pub revision: i64,
+    /// Why it was cancelled (`message_deleted`, `device_deleted`), while it is.
+    pub cancel_reason: Option<String>,
+}
+
+impl MessageRow {
+    /// Why the message is cancelled, if it is and the reason is known.
+    pub fn cancel_reason(&self) -> Option<CancelReason> {
+        self.cancel_reason.as_deref().and_then(|r| r.parse().ok())
+    }
 }
 
 /// The integrator-editable columns of a message.
@@ -131,7 +149,7 @@ pub struct MessageFilter {
     /// Exact session id.
     pub session_id: Option<String>,
     /// Exact status.
-    pub status: Option<String>,
+    pub status: Option<MessageStatus>,
     /// Exact recipient (normalised).
     pub recipient: Option<String>,
     /// Exact message type.
@@ -147,17 +165,25 @@ pub struct MessageFilter {
 }
 
 /// Inserts messages in order and returns them with their ids. Callers wrap batches in a
-/// transaction. backend-specific: one multi-row INSERT … RETURNING on PostgreSQL.
+/// transaction. backend-specific: multi-row INSERT … RETURNING on PostgreSQL, in chunks of
+/// [`INSERT_CHUNK_ROWS`]; one INSERT per row on SQLite (cheap there: no round trips).
 pub fn insert_many(conn: &mut DbConn, rows: &[NewMessage]) -> Result<Vec<MessageRow>, StoreError> {
-    if rows.is_empty() {
-        return Ok(Vec::new());
+    let mut inserted: Vec<MessageRow> = Vec::with_capacity(rows.len());
+    if let DbConn::Pg(pg) = conn {
+        for chunk in rows.chunks(INSERT_CHUNK_ROWS) {
+            let mut part: Vec<MessageRow> = diesel::insert_into(messages::table)
+                .values(chunk)
+                .returning(messages::all_columns)
+                .get_results(pg)?;
+            // RETURNING order follows VALUES order in practice; sort to make it a guarantee.
+            part.sort_by_key(|m| m.id);
+            inserted.append(&mut part);
+        }
+        return Ok(inserted);
     }
-    let mut inserted = diesel::insert_into(messages::table)
-        .values(rows)
-        .returning(messages::all_columns)
-        .get_results(conn)?;
-    // RETURNING order follows VALUES order in practice; sort by id to make it a guarantee.
-    inserted.sort_by_key(|m: &MessageRow| m.id);
+    for row in rows {
+        inserted.push(insert(conn, row)?);
+    }
     Ok(inserted)
 }
 
@@ -200,6 +226,14 @@ pub fn list(
     let total: i64 = filtered(filter).count().get_result(conn)?;
     let mut query = filtered(filter);
     use MessageSortColumn as C;
+    if let Some(after) = page.after_id {
+        // Keyset pagination (only with an id sort): no OFFSET, however deep.
+        query = if sort.descending {
+            query.filter(messages::id.lt(after))
+        } else {
+            query.filter(messages::id.gt(after))
+        };
+    }
     query = match (sort.column, sort.descending) {
         (C::Id, true) => query.order(messages::id.desc()),
         (C::Id, false) => query.order(messages::id.asc()),
@@ -237,8 +271,8 @@ fn filtered(filter: &MessageFilter) -> messages::BoxedQuery<'_, crate::Backend> 
     if let Some(v) = &filter.session_id {
         query = query.filter(messages::session_id.eq(v));
     }
-    if let Some(v) = &filter.status {
-        query = query.filter(messages::status.eq(v));
+    if let Some(v) = filter.status {
+        query = query.filter(messages::status.eq(v.as_str()));
     }
     if let Some(v) = &filter.recipient {
         query = query.filter(messages::recipient.eq(v));
@@ -258,114 +292,208 @@ fn filtered(filter: &MessageFilter) -> messages::BoxedQuery<'_, crate::Backend> 
     query
 }
 
-/// Replaces a live message's content, but only while it is still `pending`: the status check is
-/// in the UPDATE itself, so an edit can never race a dispatcher that has just claimed the row.
+/// The statuses a guarded UPDATE may move from to reach `to`: `from` restricted to the legal
+/// moves of [`MessageStatus::can_move_to`], as text for the WHERE clause. Every status write of
+/// the store goes through here, so an illegal move can never be written.
+fn legal_sources(from: &[MessageStatus], to: MessageStatus) -> Vec<&'static str> {
+    from.iter()
+        .filter(|s| s.can_move_to(to))
+        .map(|s| s.as_str())
+        .collect()
+}
+
+/// Replaces a live message's content, but only while it is still `pending` and still at
+/// `revision`: both checks are in the UPDATE itself, so an edit can never race a dispatcher that
+/// has just claimed the row, nor overwrite a concurrent edit. `Status` when it is no longer
+/// pending, `Stale` when another edit came first, `NotFound` when it is gone.
 pub fn update_pending(
     conn: &mut DbConn,
     id: i64,
-    device_id: Option<i64>,
+    revision: i64,
     fields: &MessageFields,
     now: NaiveDateTime,
 ) -> Result<MessageRow, StoreError> {
-    let mut update = diesel::update(messages::table)
+    let updated = diesel::update(messages::table)
         .filter(messages::id.eq(id))
         .filter(messages::deleted_at.is_null())
-        .filter(messages::status.eq("pending"))
-        .into_boxed();
-    if let Some(device_id) = device_id {
-        update = update.filter(messages::device_id.eq(device_id));
-    }
-    let updated = update
-        .set((fields, messages::updated_at.eq(now)))
+        .filter(messages::status.eq(MessageStatus::Pending.as_str()))
+        .filter(messages::revision.eq(revision))
+        .set((
+            fields,
+            messages::updated_at.eq(now),
+            messages::revision.eq(messages::revision + 1),
+        ))
         .returning(messages::all_columns)
         .get_result(conn)
         .optional()?;
     match updated {
         Some(row) => Ok(row),
-        // Tell "not there" (404) from "no longer editable" (422).
         None => {
-            let current = find(conn, id, device_id, false)?;
-            Err(StoreError::State(format!(
-                "The message is {} and can no longer be edited.",
-                current.status
-            )))
+            let current = find(conn, id, None, false)?;
+            if current.status != MessageStatus::Pending {
+                Err(StoreError::Status(current.status))
+            } else {
+                Err(StoreError::Stale)
+            }
         }
     }
 }
 
-/// Soft-deletes a live message; a `pending` one becomes `cancelled` in the same statement
-/// (it must never be sent after its deletion was acknowledged).
-pub fn soft_delete(
+/// Moves one message to `to` from any of `from` (restricted to legal moves), stamping
+/// `status_updated_at`; `None` when the row is not in one of those statuses (any more).
+pub fn set_status(
     conn: &mut DbConn,
     id: i64,
-    device_id: Option<i64>,
+    from: &[MessageStatus],
+    to: MessageStatus,
     now: NaiveDateTime,
-) -> Result<MessageRow, StoreError> {
-    conn.transaction(|conn| {
-        let current = find(conn, id, device_id, false)?;
-        let cancel = current.status == "pending";
-        let target = messages::table
-            .filter(messages::id.eq(id))
-            .filter(messages::deleted_at.is_null());
-        let row = if cancel {
-            diesel::update(target.filter(messages::status.eq("pending")))
-                .set((
-                    messages::deleted_at.eq(now),
-                    messages::updated_at.eq(now),
-                    messages::status.eq("cancelled"),
-                    messages::status_updated_at.eq(now),
-                ))
-                .returning(messages::all_columns)
-                .get_result(conn)
-                .optional()?
-        } else {
-            None
-        };
-        match row {
-            Some(row) => Ok(row),
-            // Not pending (or claimed meanwhile): delete without touching the status.
-            None => diesel::update(target)
-                .set((messages::deleted_at.eq(now), messages::updated_at.eq(now)))
-                .returning(messages::all_columns)
-                .get_result(conn)
-                .optional()?
-                .ok_or(StoreError::NotFound),
-        }
-    })
+) -> Result<Option<MessageRow>, StoreError> {
+    Ok(diesel::update(messages::table)
+        .filter(messages::id.eq(id))
+        .filter(messages::status.eq_any(legal_sources(from, to)))
+        .set((
+            messages::status.eq(to.as_str()),
+            messages::status_updated_at.eq(now),
+            messages::updated_at.eq(now),
+            messages::revision.eq(messages::revision + 1),
+        ))
+        .returning(messages::all_columns)
+        .get_result(conn)
+        .optional()?)
 }
 
-/// Restores a soft-deleted message (a live one is returned as is); a message that deletion
-/// cancelled goes back to `pending`.
-pub fn restore(
+/// Soft-deletes a live `pending` message and cancels it in the same statement (reason
+/// `message_deleted`), so it can never be sent after its deletion was acknowledged. `None` when
+/// it is not live and pending (any more).
+pub fn cancel_and_delete(
     conn: &mut DbConn,
     id: i64,
-    device_id: Option<i64>,
     now: NaiveDateTime,
-) -> Result<MessageRow, StoreError> {
-    conn.transaction(|conn| {
-        let current = find(conn, id, device_id, true)?;
-        if current.deleted_at.is_none() {
-            return Ok(current);
-        }
-        let target = messages::table.filter(messages::id.eq(id));
-        if current.status == "cancelled" {
-            Ok(diesel::update(target)
-                .set((
-                    messages::deleted_at.eq(None::<NaiveDateTime>),
-                    messages::updated_at.eq(now),
-                    messages::status.eq("pending"),
-                    messages::status_updated_at.eq(now),
-                ))
-                .returning(messages::all_columns)
-                .get_result(conn)?)
-        } else {
-            Ok(diesel::update(target)
-                .set((
-                    messages::deleted_at.eq(None::<NaiveDateTime>),
-                    messages::updated_at.eq(now),
-                ))
-                .returning(messages::all_columns)
-                .get_result(conn)?)
-        }
-    })
+) -> Result<Option<MessageRow>, StoreError> {
+    let to = MessageStatus::Cancelled;
+    Ok(diesel::update(messages::table)
+        .filter(messages::id.eq(id))
+        .filter(messages::deleted_at.is_null())
+        .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Pending], to)))
+        .set((
+            messages::deleted_at.eq(now),
+            messages::updated_at.eq(now),
+            messages::status.eq(to.as_str()),
+            messages::status_updated_at.eq(now),
+            messages::cancel_reason.eq(CancelReason::MessageDeleted.as_str()),
+            messages::revision.eq(messages::revision + 1),
+        ))
+        .returning(messages::all_columns)
+        .get_result(conn)
+        .optional()?)
+}
+
+/// Soft-deletes a live message whose status is one of `statuses`, keeping the status (a sent,
+/// failed or cancelled message stays what it is). `None` when it is not (any more).
+pub fn mark_deleted(
+    conn: &mut DbConn,
+    id: i64,
+    statuses: &[MessageStatus],
+    now: NaiveDateTime,
+) -> Result<Option<MessageRow>, StoreError> {
+    let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    Ok(diesel::update(messages::table)
+        .filter(messages::id.eq(id))
+        .filter(messages::deleted_at.is_null())
+        .filter(messages::status.eq_any(statuses))
+        .set((
+            messages::deleted_at.eq(now),
+            messages::updated_at.eq(now),
+            messages::revision.eq(messages::revision + 1),
+        ))
+        .returning(messages::all_columns)
+        .get_result(conn)
+        .optional()?)
+}
+
+/// Undoes a soft delete. With `revive`, a message its own deletion cancelled (reason
+/// `message_deleted`) is `pending` again in the same statement; otherwise the status is kept.
+pub fn undelete(
+    conn: &mut DbConn,
+    id: i64,
+    revive: bool,
+    now: NaiveDateTime,
+) -> Result<Option<MessageRow>, StoreError> {
+    let target = messages::table
+        .filter(messages::id.eq(id))
+        .filter(messages::deleted_at.is_not_null());
+    let undeleted = (
+        messages::deleted_at.eq(None::<NaiveDateTime>),
+        messages::updated_at.eq(now),
+        messages::revision.eq(messages::revision + 1),
+    );
+    let row = if revive {
+        let to = MessageStatus::Pending;
+        diesel::update(
+            target
+                .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Cancelled], to)))
+                .filter(messages::cancel_reason.eq(CancelReason::MessageDeleted.as_str())),
+        )
+        .set((
+            undeleted,
+            messages::status.eq(to.as_str()),
+            messages::status_updated_at.eq(now),
+            messages::cancel_reason.eq(None::<String>),
+        ))
+        .returning(messages::all_columns)
+        .get_result(conn)
+        .optional()?
+    } else {
+        diesel::update(target)
+            .set(undeleted)
+            .returning(messages::all_columns)
+            .get_result(conn)
+            .optional()?
+    };
+    Ok(row)
+}
+
+/// Cancels every live `pending` message of a device (reason `device_deleted`); part of the
+/// device's deletion, in its transaction. Returns how many.
+pub fn cancel_pending_of_device(
+    conn: &mut DbConn,
+    device_id: i64,
+    now: NaiveDateTime,
+) -> Result<usize, StoreError> {
+    let to = MessageStatus::Cancelled;
+    Ok(diesel::update(messages::table)
+        .filter(messages::device_id.eq(device_id))
+        .filter(messages::deleted_at.is_null())
+        .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Pending], to)))
+        .set((
+            messages::status.eq(to.as_str()),
+            messages::status_updated_at.eq(now),
+            messages::updated_at.eq(now),
+            messages::cancel_reason.eq(CancelReason::DeviceDeleted.as_str()),
+            messages::revision.eq(messages::revision + 1),
+        ))
+        .execute(conn)?)
+}
+
+/// Brings back what a device's deletion cancelled (its live messages with reason
+/// `device_deleted`) as `pending`; part of the device's restore. Returns how many.
+pub fn revive_cancelled_of_device(
+    conn: &mut DbConn,
+    device_id: i64,
+    now: NaiveDateTime,
+) -> Result<usize, StoreError> {
+    let to = MessageStatus::Pending;
+    Ok(diesel::update(messages::table)
+        .filter(messages::device_id.eq(device_id))
+        .filter(messages::deleted_at.is_null())
+        .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Cancelled], to)))
+        .filter(messages::cancel_reason.eq(CancelReason::DeviceDeleted.as_str()))
+        .set((
+            messages::status.eq(to.as_str()),
+            messages::status_updated_at.eq(now),
+            messages::updated_at.eq(now),
+            messages::cancel_reason.eq(None::<String>),
+            messages::revision.eq(messages::revision + 1),
+        ))
+        .execute(conn)?)
 }

@@ -1,4 +1,6 @@
 //! diesel's view of the tables in `migrations/`; kept by hand, checked by the integration tests.
+//! Column order matters: rows are read positionally from `RETURNING` lists, so each table lists
+//! its columns in the order the migrations create them (added columns last).
 #![allow(missing_docs)]
 
 diesel::table! {
@@ -21,6 +23,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
+        revision -> BigInt,
     }
 }
 
@@ -50,6 +53,8 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
+        revision -> BigInt,
+        cancel_reason -> Nullable<Text>,
     }
 }
 

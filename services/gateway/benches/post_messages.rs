@@ -219,7 +219,10 @@ fn main() {
         .unwrap();
     runtime.block_on(async move {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let app = Application::build(settings, listener).await.expect("gateway");
+        let pool = wapim_gateway::prepare_database(&settings.database)
+            .await
+            .expect("database");
+        let app = Application::build(&settings, pool, listener).expect("gateway");
         let base = format!("http://127.0.0.1:{}", app.port());
         let server = app.handle();
         tokio::spawn(app.run_until_stopped());

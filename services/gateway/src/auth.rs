@@ -1,48 +1,37 @@
 //! Who is calling: the operator (bearer token) or one device (session id + secret token).
+//!
+//! Authentication happens before any other work: the [`Authenticated`] extractor resolves the
+//! caller from the headers alone (the body is not read yet), so a request with bad credentials
+//! costs one comparison or one credential lookup and gets its 401. Device credentials are served
+//! from a short-lived cache of verified ones ([`CredentialCache`]), so a valid request usually
+//! costs no database trip for them.
 
-use std::future::{ready, Ready};
+use std::future::Future;
+use std::pin::Pin;
 
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
-use wapim_domain::token::{hash_token, secrets_equal, token_matches};
-use wapim_store::devices::{self, DeviceRow};
-use wapim_store::DbConn;
+use wapim_app::credentials::verify_device;
+use wapim_app::Actor;
+use wapim_domain::token::secrets_equal;
+use wapim_domain::SecretString;
+use wapim_web::ApiError;
 
-use crate::error::ApiError;
 use crate::state::AppState;
 
-/// An authenticated caller.
+#[cfg(doc)]
+use wapim_app::credentials::CredentialCache;
+
+/// An authenticated caller; handlers take it as their first argument.
 #[derive(Debug, Clone)]
-pub enum Principal {
-    /// Holder of `WAPIM_AUTH__ADMIN_TOKEN`: may manage every device and message.
-    Operator,
-    /// A device authenticated by its own credentials: sees only itself and its messages.
-    Device(Box<DeviceRow>),
-}
+pub struct Authenticated(pub Actor);
 
-impl Principal {
-    /// The device id the caller is confined to, if any.
-    pub fn device_scope(&self) -> Option<i64> {
-        match self {
-            Principal::Operator => None,
-            Principal::Device(d) => Some(d.id),
-        }
-    }
-
-    /// Fails with 403 unless the caller is the operator.
-    pub fn require_operator(&self) -> Result<(), ApiError> {
-        match self {
-            Principal::Operator => Ok(()),
-            Principal::Device(_) => Err(ApiError::Forbidden),
-        }
-    }
-
-    /// Key under which this caller's idempotency keys live.
-    pub fn idempotency_scope(&self) -> String {
-        match self {
-            Principal::Operator => "admin".to_owned(),
-            Principal::Device(d) => format!("device:{}", d.id),
-        }
-    }
+/// Credentials as presented in the headers.
+enum Presented {
+    Operator(SecretString),
+    Device {
+        session: String,
+        secret: SecretString,
+    },
 }
 
 fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
@@ -53,79 +42,64 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-/// Credentials as presented. The operator token is checked here (no I/O); device credentials
-/// are checked by [`Caller::resolve`] inside the request's own database call, so a request costs
-/// one trip to the blocking pool, not two.
-#[derive(Debug, Clone)]
-pub enum Caller {
-    /// A valid operator bearer token.
-    Operator,
-    /// Device credentials, not yet verified.
-    Device {
-        /// `X-Session-Id`.
-        session: String,
-        /// `X-Session-Secret-Token`.
-        secret: String,
-    },
-}
-
-impl Caller {
-    /// Verifies the credentials: the operator as is, a device against its stored token hash
-    /// (constant-time; an unknown session costs the same as a wrong token).
-    pub fn resolve(self, conn: &mut DbConn) -> Result<Principal, ApiError> {
-        match self {
-            Caller::Operator => Ok(Principal::Operator),
-            Caller::Device { session, secret } => {
-                match devices::find_live_by_session(conn, &session)? {
-                    Some(device) if token_matches(&secret, &device.secret_token_hash) => {
-                        Ok(Principal::Device(Box::new(device)))
-                    }
-                    Some(_) => Err(ApiError::Unauthenticated),
-                    None => {
-                        let _ = token_matches(&secret, &hash_token("no such session"));
-                        Err(ApiError::Unauthenticated)
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl FromRequest for Caller {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, Self::Error>>;
-
-    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(caller_of(req))
-    }
-}
-
-fn caller_of(req: &HttpRequest) -> Result<Caller, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::Internal("state missing".into()))?;
+fn presented(req: &HttpRequest) -> Result<Presented, ApiError> {
     let bearer = header(req, "authorization").and_then(|v| {
         v.strip_prefix("Bearer ")
             .or_else(|| v.strip_prefix("bearer "))
             .map(str::trim)
     });
     if let Some(token) = bearer {
-        return if secrets_equal(token, &state.admin_token) {
-            Ok(Caller::Operator)
-        } else {
-            Err(ApiError::Unauthenticated)
-        };
+        return Ok(Presented::Operator(token.into()));
     }
     match (
         header(req, "x-session-id"),
         header(req, "x-session-secret-token"),
     ) {
         (Some(session), Some(secret)) if session.len() <= 128 && secret.len() <= 256 => {
-            Ok(Caller::Device {
+            Ok(Presented::Device {
                 session: session.to_owned(),
-                secret: secret.to_owned(),
+                secret: secret.into(),
             })
         }
         _ => Err(ApiError::Unauthenticated),
+    }
+}
+
+async fn authenticate(
+    state: Option<web::Data<AppState>>,
+    presented: Result<Presented, ApiError>,
+) -> Result<Authenticated, ApiError> {
+    let state = state.ok_or_else(|| ApiError::Internal("gateway state missing".into()))?;
+    match presented? {
+        Presented::Operator(token) => {
+            use wapim_domain::ExposeSecret;
+            if secrets_equal(token.expose_secret(), &state.admin_token) {
+                Ok(Authenticated(Actor::Operator))
+            } else {
+                Err(ApiError::Unauthenticated)
+            }
+        }
+        Presented::Device { session, secret } => {
+            if let Some(actor) = state.credentials.check(&session, &secret) {
+                return Ok(Authenticated(actor));
+            }
+            let verified = state
+                .db
+                .run(move |c| verify_device(c, &session, &secret))
+                .await?;
+            state.credentials.remember(&verified);
+            Ok(Authenticated(Actor::Device(verified.device)))
+        }
+    }
+}
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let presented = presented(req);
+        Box::pin(authenticate(state, presented))
     }
 }

@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 use wapim_store::idempotency::{self, IdempotencyRecord};
 use wapim_store::{DbConn, StoreError};
 
-use crate::auth::Principal;
-use crate::error::ApiError;
+use wapim_app::Actor;
+use wapim_web::ApiError;
 
 /// Header clients send.
 pub const HEADER: &str = "Idempotency-Key";
@@ -53,8 +53,8 @@ impl Stored {
 
 impl IdempotencyKey {
     /// Binds the key to its caller: keys of different callers never collide.
-    pub fn scoped(mut self, principal: &Principal) -> Self {
-        self.scope = principal.idempotency_scope();
+    pub fn scoped(mut self, actor: &Actor) -> Self {
+        self.scope = actor.idempotency_scope();
         self
     }
 }

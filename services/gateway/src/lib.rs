@@ -4,9 +4,6 @@
 //! migrations and returns a server to await; `main.rs` only loads settings and binds.
 
 pub mod auth;
-pub mod body;
-pub mod envelope;
-pub mod error;
 pub mod idempotency;
 pub mod listing;
 pub mod routes;
@@ -17,14 +14,14 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::Server;
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
+use wapim_app::credentials::CredentialCache;
 use wapim_domain::{PhoneNormalizer, ValidationContext};
 use wapim_settings::{Settings, SettingsError};
-use wapim_store::Pool;
+use wapim_web::{health, method_not_allowed, route_not_found, Db};
 
-use crate::routes::{
-    batch, devices, health, messages, method_not_allowed, route_not_found, tokens,
-};
+use crate::listing::LinkBase;
+use crate::routes::{batch, devices, messages, tokens};
 use crate::state::{AppState, Limits};
 
 /// Why the gateway could not start; `Display` is the one line printed before exiting.
@@ -72,44 +69,45 @@ pub fn validation_context(settings: &Settings) -> Result<ValidationContext, Sett
     Ok(ValidationContext { phones, timezone })
 }
 
-/// Creates the database if allowed and missing, opens the pool and applies migrations.
-pub async fn prepare_database(db: &wapim_settings::DatabaseSettings) -> Result<Pool, StartupError> {
-    let db = db.clone();
-    tokio::task::spawn_blocking(move || {
-        if db.create_if_missing && wapim_store::create_database_if_missing(&db.url)? {
-            tracing::info!("database created");
-        }
-        let pool = wapim_store::connect(
-            &db.url,
-            db.pool_max_size,
-            Duration::from_secs(db.connect_timeout_secs),
-        )?;
-        let mut conn = pool.get()?;
-        let applied = wapim_store::run_migrations(&mut conn)?;
-        if applied > 0 {
-            tracing::info!(applied, "migrations applied");
-        }
-        Ok::<_, wapim_store::StoreError>(pool)
+/// Creates the database if allowed and missing, opens the pool, applies migrations, and puts the
+/// admission limit in front of it. The caller owns the result: one process may host several
+/// services on one pool.
+pub async fn prepare_database(db: &wapim_settings::DatabaseSettings) -> Result<Db, StartupError> {
+    let settings = db.clone();
+    let (pool, applied) = tokio::task::spawn_blocking(move || {
+        wapim_store::open(
+            &settings.url,
+            settings.create_if_missing,
+            settings.pool_max_size,
+            Duration::from_secs(settings.connect_timeout_secs),
+        )
     })
     .await
-    .map_err(|e| std::io::Error::other(e.to_string()))?
-    .map_err(StartupError::from)
+    .map_err(|e| std::io::Error::other(e.to_string()))??;
+    if applied > 0 {
+        tracing::info!(applied, "migrations applied");
+    }
+    Ok(Db::new(pool, db.max_queued_requests))
 }
 
 impl Application {
-    /// Checks settings, prepares the database (create if allowed, migrate) and builds the
-    /// server on `listener`.
-    pub async fn build(settings: Settings, listener: TcpListener) -> Result<Self, StartupError> {
-        let validation = validation_context(&settings)?;
+    /// Checks settings and builds the server on `listener` over `db` (see [`prepare_database`]).
+    pub fn build(settings: &Settings, db: Db, listener: TcpListener) -> Result<Self, StartupError> {
+        let validation = validation_context(settings)?;
         let admin_token = settings.require_admin_token()?.to_owned();
-        let pool = prepare_database(&settings.database).await?;
-
         let public_url = Some(settings.http.public_url.trim().to_owned()).filter(|u| !u.is_empty());
         let state = web::Data::new(AppState {
-            pool,
+            db: db.clone(),
             admin_token,
+            credentials: CredentialCache::new(
+                Duration::from_secs(settings.auth.credential_cache_secs),
+                100_000,
+            ),
             validation,
-            public_url,
+            links: LinkBase {
+                public_url,
+                trust_forwarded: settings.http.trust_forwarded,
+            },
             limits: Limits {
                 max_body_bytes: settings.http.max_body_bytes,
                 max_batch_body_bytes: settings.http.max_batch_body_bytes,
@@ -119,75 +117,17 @@ impl Application {
                 )),
             },
         });
+        let db = web::Data::new(db);
         let port = listener.local_addr()?.port();
-        let mut server = HttpServer::new(move || {
+        let server = wapim_web::server::serve(listener, settings.http.workers, move || {
             App::new()
-                .wrap(tracing_actix_web::TracingLogger::default())
                 .app_data(state.clone())
-                .service(
-                    web::scope("/api")
-                        .service(
-                            web::resource("/devices")
-                                .route(web::get().to(devices::list))
-                                .route(web::post().to(devices::create))
-                                .default_service(web::to(method_not_allowed)),
-                        )
-                        .service(
-                            web::resource("/devices/{id}")
-                                .route(web::get().to(devices::show))
-                                .route(web::put().to(devices::replace))
-                                .route(web::patch().to(devices::patch))
-                                .route(web::delete().to(devices::delete))
-                                .default_service(web::to(method_not_allowed)),
-                        )
-                        .service(
-                            web::resource("/devices/{id}/restore")
-                                .route(web::post().to(devices::restore))
-                                .default_service(web::to(method_not_allowed)),
-                        )
-                        .service(
-                            web::resource("/messages")
-                                .route(web::get().to(messages::list))
-                                .route(web::post().to(messages::create))
-                                .default_service(web::to(method_not_allowed)),
-                        )
-                        .service(
-                            web::resource("/messages/{id}")
-                                .route(web::get().to(messages::show))
-                                .route(web::put().to(messages::replace))
-                                .route(web::patch().to(messages::patch))
-                                .route(web::delete().to(messages::delete))
-                                .default_service(web::to(method_not_allowed)),
-                        )
-                        .service(
-                            web::resource("/messages/{id}/restore")
-                                .route(web::post().to(messages::restore))
-                                .default_service(web::to(method_not_allowed)),
-                        )
-                        .service(
-                            web::resource("/messages-batch")
-                                .route(web::post().to(batch::create))
-                                .default_service(web::to(method_not_allowed)),
-                        )
-                        .service(
-                            web::resource("/generate-token")
-                                .route(web::get().to(tokens::generate))
-                                .route(web::post().to(tokens::generate))
-                                .default_service(web::to(method_not_allowed)),
-                        ),
-                )
-                .route("/health/live", web::get().to(health::live))
-                .route("/health/ready", web::get().to(health::ready))
+                .app_data(db.clone())
+                .service(web::scope("/api").configure(api_routes))
+                .configure(health::routes)
                 .default_service(web::to(route_not_found))
-        })
-        .listen(listener)?;
-        if settings.http.workers > 0 {
-            server = server.workers(settings.http.workers);
-        }
-        Ok(Self {
-            port,
-            server: server.run(),
-        })
+        })?;
+        Ok(Self { port, server })
     }
 
     /// The bound port (useful with port 0).
@@ -204,4 +144,57 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// The REST API under `/api`, each resource answering 405 for methods it does not take.
+fn api_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/devices")
+            .route(web::get().to(devices::list))
+            .route(web::post().to(devices::create))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/devices/{id}")
+            .route(web::get().to(devices::show))
+            .route(web::put().to(devices::replace))
+            .route(web::patch().to(devices::patch))
+            .route(web::delete().to(devices::delete))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/devices/{id}/restore")
+            .route(web::post().to(devices::restore))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/messages")
+            .route(web::get().to(messages::list))
+            .route(web::post().to(messages::create))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/messages/{id}")
+            .route(web::get().to(messages::show))
+            .route(web::put().to(messages::replace))
+            .route(web::patch().to(messages::patch))
+            .route(web::delete().to(messages::delete))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/messages/{id}/restore")
+            .route(web::post().to(messages::restore))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/messages-batch")
+            .route(web::post().to(batch::create))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/generate-token")
+            .route(web::get().to(tokens::generate))
+            .route(web::post().to(tokens::generate))
+            .default_service(web::to(method_not_allowed)),
+    );
 }

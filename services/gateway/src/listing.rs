@@ -6,10 +6,55 @@ use std::collections::BTreeMap;
 use actix_web::HttpRequest;
 use serde::Serialize;
 use wapim_domain::ValidationErrors;
-use wapim_store::listing::Sort;
+use wapim_store::listing::{Sort, MAX_OFFSET};
 use wapim_store::{Page, Trashed};
+use wapim_web::ApiError;
 
-use crate::error::ApiError;
+/// Where list links point: `public_url` when set; otherwise the request's own host, and its
+/// `Forwarded`/`X-Forwarded-*` headers only when the gateway is told it runs behind a proxy that
+/// sets them (else any client could make the links point at a host of its choosing).
+#[derive(Debug, Clone, Default)]
+pub struct LinkBase {
+    /// `WAPIM_HTTP__PUBLIC_URL`, without a trailing slash.
+    pub public_url: Option<String>,
+    /// `WAPIM_HTTP__TRUST_FORWARDED`.
+    pub trust_forwarded: bool,
+}
+
+impl LinkBase {
+    /// `scheme://host` for links in the answer to `req`.
+    pub fn of(&self, req: &HttpRequest) -> String {
+        if let Some(base) = &self.public_url {
+            return base.trim_end_matches('/').to_owned();
+        }
+        if self.trust_forwarded {
+            let info = req.connection_info();
+            return format!("{}://{}", info.scheme(), info.host());
+        }
+        let scheme = if req.app_config().secure() {
+            "https"
+        } else {
+            "http"
+        };
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| {
+                req.headers()
+                    .get(actix_web::http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_owned)
+            })
+            .filter(|h| {
+                !h.is_empty()
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+            })
+            .unwrap_or_else(|| req.app_config().host().to_owned());
+        format!("{scheme}://{host}")
+    }
+}
 
 /// Rows per page unless `per_page` says otherwise.
 pub const DEFAULT_PER_PAGE: i64 = 15;
@@ -58,6 +103,17 @@ impl ListQuery {
             MAX_PER_PAGE,
             &mut errors,
         );
+        let after_id = params
+            .contains_key("after_id")
+            .then(|| positive(&params, "after_id", 1, i64::MAX, &mut errors));
+        if after_id.is_none() && (number - 1).saturating_mul(size) > MAX_OFFSET {
+            errors.add(
+                "page",
+                format!(
+                    "Pages deeper than {MAX_OFFSET} rows are not served; page with after_id=<the last id you have> and sort=id DESC (or ASC) instead."
+                ),
+            );
+        }
         let trashed = match params.get("trashed").map(String::as_str) {
             None | Some("") => Trashed::Without,
             Some("with") => Trashed::With,
@@ -74,7 +130,11 @@ impl ListQuery {
             .unwrap_or_else(|| "id DESC".to_owned());
         Self {
             params,
-            page: Page { number, size },
+            page: Page {
+                number,
+                size,
+                after_id,
+            },
             trashed,
             sort_text,
             errors,
@@ -103,6 +163,12 @@ impl ListQuery {
             "desc" => Some(true),
             _ => None,
         };
+        if self.page.after_id.is_some() && self.sort_text.split_whitespace().next() != Some("id") {
+            self.errors.add(
+                "after_id",
+                "The after_id cursor pages only a list sorted by id.",
+            );
+        }
         match (column, descending, words.next()) {
             (Some(column), Some(descending), None) => Sort { column, descending },
             _ => {
@@ -131,23 +197,18 @@ impl ListQuery {
         }
     }
 
-    /// The `meta` block for a page of a list at `path` with `total` rows.
-    pub fn meta(&self, req: &HttpRequest, base_url: Option<&str>, total: i64) -> Meta {
+    /// The `meta` block for a page of a list at `path` with `total` rows. Links are page
+    /// numbers (an `after_id` cursor is not carried into them).
+    pub fn meta(&self, req: &HttpRequest, links: &LinkBase, total: i64) -> Meta {
         let per_page = self.page.size;
         let last_page = ((total + per_page - 1) / per_page).max(1);
         let current = self.page.number;
-        let base = match base_url {
-            Some(base) => base.trim_end_matches('/').to_owned(),
-            None => {
-                let info = req.connection_info();
-                format!("{}://{}", info.scheme(), info.host())
-            }
-        };
+        let base = links.of(req);
         let path = req.path();
         // Query: sort first (as the reference), the other parameters, page last.
         let mut fixed = format!("sort={}", encode(&self.sort_text));
         for (k, v) in &self.params {
-            if !matches!(k.as_str(), "sort" | "page") {
+            if !matches!(k.as_str(), "sort" | "page" | "after_id") {
                 fixed.push('&');
                 fixed.push_str(&encode(k));
                 fixed.push('=');

@@ -47,7 +47,14 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let app = match Application::build(settings, listener).await {
+    let db = match wapim_gateway::prepare_database(&settings.database).await {
+        Ok(db) => db,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let app = match Application::build(&settings, db, listener) {
         Ok(app) => app,
         Err(e) => {
             eprintln!("gateway: {e}");

@@ -1,13 +1,11 @@
-//! What every handler shares: the pool, the validation context and the limits.
-
-use std::sync::Arc;
+//! What every handler shares: database access, credentials, the validation context and limits.
 
 use actix_web::web;
+use wapim_app::credentials::CredentialCache;
 use wapim_domain::ValidationContext;
-use wapim_store::{DbConn, Pool};
+use wapim_web::Db;
 
-use crate::auth::{Caller, Principal};
-use crate::error::ApiError;
+use crate::listing::LinkBase;
 
 /// Request limits taken from settings.
 #[derive(Debug, Clone)]
@@ -24,50 +22,19 @@ pub struct Limits {
 
 /// Shared, read-only state of the gateway.
 pub struct AppState {
-    /// Database connections.
-    pub pool: Pool,
-    /// The operator token.
+    /// Bounded database access.
+    pub db: Db,
+    /// The operator token (never logged: no Debug on this struct).
     pub admin_token: String,
+    /// Recently verified device credentials.
+    pub credentials: CredentialCache,
     /// Phone region and time zone for validation.
     pub validation: ValidationContext,
-    /// Base URL for list links, when configured.
-    pub public_url: Option<String>,
+    /// Where list links point.
+    pub links: LinkBase,
     /// Request limits.
     pub limits: Limits,
 }
 
 /// The handle handlers receive.
 pub type State = web::Data<AppState>;
-
-impl AppState {
-    /// Runs blocking diesel work on actix's blocking pool with a pooled connection, so an
-    /// actix worker never waits on the database.
-    pub async fn db<T, F>(self: &Arc<Self>, work: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut DbConn) -> Result<T, ApiError> + Send + 'static,
-    {
-        let pool = self.pool.clone();
-        web::block(move || {
-            let mut conn = pool
-                .get()
-                .map_err(|e| ApiError::Unavailable(e.to_string()))?;
-            work(&mut conn)
-        })
-        .await?
-    }
-
-    /// Like [`AppState::db`], verifying the caller first in the same blocking call; `work` runs
-    /// only for an authenticated caller, so 401 always takes precedence over other errors.
-    pub async fn db_as<T, F>(self: &Arc<Self>, caller: Caller, work: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut DbConn, Principal) -> Result<T, ApiError> + Send + 'static,
-    {
-        self.db(move |conn| {
-            let principal = caller.resolve(conn)?;
-            work(conn, principal)
-        })
-        .await
-    }
-}

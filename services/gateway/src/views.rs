@@ -4,6 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 use wapim_domain::time::format_naive_utc;
+use wapim_domain::{ExposeSecret, SecretString};
 use wapim_store::devices::DeviceRow;
 use wapim_store::messages::MessageRow;
 
@@ -55,14 +56,16 @@ pub struct DeviceView {
 impl DeviceView {
     /// Renders a row; `plain_token` is shown only right after the token was set, otherwise the
     /// masked form.
-    pub fn new(row: DeviceRow, style: BoolStyle, plain_token: Option<String>) -> Self {
+    pub fn new(row: DeviceRow, style: BoolStyle, plain_token: Option<SecretString>) -> Self {
         Self {
             id: row.id,
             name: row.name,
             session_id: row.session_id,
             phone_number: row.phone_number,
-            status: row.status,
-            secret_token: plain_token.unwrap_or(row.secret_token_masked),
+            status: row.status.to_string(),
+            secret_token: plain_token
+                .map(|t| t.expose_secret().to_owned())
+                .unwrap_or(row.secret_token_masked),
             webhook_status: style.render(row.webhook_status),
             webhook_url: row.webhook_url,
             webhook_options: row.webhook_options,
@@ -123,7 +126,7 @@ impl MessageView {
             file_url: row.file_url,
             calendar_type: row.calendar_type,
             schedule_at: ts(&row.schedule_at),
-            status: row.status,
+            status: row.status.to_string(),
             is_sent: BoolStyle::Int.render(row.is_sent),
             provider_message_id: row.provider_message_id,
             api_response: row.api_response,

@@ -2,20 +2,17 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::NaiveDateTime;
-use wapim_domain::message::{validate_message, MessageDraft, MessageInput};
+use wapim_app::messages as use_case;
+use wapim_domain::message::validate_message;
 use wapim_domain::time::now_micros;
 use wapim_domain::validation::Mode;
-use wapim_domain::{CalendarType, MessageStatus, MessageType, ValidationErrors};
-use wapim_store::devices::{self, DeviceRow};
-use wapim_store::messages::{
-    self, MessageFields, MessageFilter, MessageRow, MessageSortColumn, NewMessage,
-};
-use wapim_store::DbConn;
+use wapim_domain::{CalendarType, MessageStatus, MessageType};
+use wapim_store::messages::{MessageFilter, MessageSortColumn};
+use wapim_web::body::{as_object, read_json, read_object};
+use wapim_web::envelope::{ok, ok_json, ADDED, DELETED, MODIFIED, RESTORED};
+use wapim_web::ApiError;
 
-use crate::auth::{Caller, Principal};
-use crate::body::{as_object, read_json, read_object};
-use crate::envelope::{ok, ok_json, ADDED, DELETED, MODIFIED, RESTORED};
-use crate::error::ApiError;
+use crate::auth::Authenticated;
 use crate::idempotency;
 use crate::listing::{ListData, ListQuery};
 use crate::routes::parse_id;
@@ -32,25 +29,24 @@ const SORTS: &[(&str, MessageSortColumn)] = &[
     ("recipient", MessageSortColumn::Recipient),
 ];
 
-/// The message used for an unknown, foreign or deleted session: the same words for all three so
-/// that session ids of other tenants cannot be probed.
-pub const UNKNOWN_SESSION: &str = "The selected session id is invalid.";
-
 /// `GET /messages`: a page of messages (a device sees only its own).
 pub async fn list(
     state: State,
-    caller: Caller,
+    Authenticated(actor): Authenticated,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let mut q = ListQuery::parse(&req);
     let sort = q.sort(SORTS, MessageSortColumn::Id);
-    let status = q.get("status").map(str::to_owned);
-    if let Some(Err(e)) = status.as_deref().map(str::parse::<MessageStatus>) {
-        q.errors.add(
-            "status",
-            format!("The selected status is invalid; use one of: {}.", e.allowed),
-        );
-    }
+    let status = match q.get("status").map(str::parse::<MessageStatus>) {
+        Some(Err(e)) => {
+            q.errors.add(
+                "status",
+                format!("The selected status is invalid; use one of: {}.", e.allowed),
+            );
+            None
+        }
+        other => other.and_then(Result::ok),
+    };
     let message_type = q.get("message_type").map(str::to_owned);
     if let Some(Err(e)) = message_type.as_deref().map(str::parse::<MessageType>) {
         q.errors.add(
@@ -81,7 +77,7 @@ pub async fn list(
     }
     let created_from = date_bound(&mut q, "date_from", false, &state);
     let created_to = date_bound(&mut q, "date_to", true, &state);
-    let mut filter = MessageFilter {
+    let filter = MessageFilter {
         device_id: None,
         session_id: q.get("session_id").map(str::to_owned),
         status,
@@ -92,18 +88,13 @@ pub async fn list(
         created_to,
         trashed: q.trashed,
     };
-    let checked = q.finish();
+    q.finish()?;
     let page = q.page;
     let paged = state
-        .clone()
-        .into_inner()
-        .db_as(caller, move |c, principal| {
-            checked?;
-            filter.device_id = principal.device_scope();
-            Ok(messages::list(c, &filter, sort, page)?)
-        })
+        .db
+        .run(move |c| use_case::list(c, &actor, filter, sort, page))
         .await?;
-    let meta = q.meta(&req, state.public_url.as_deref(), paged.total);
+    let meta = q.meta(&req, &state.links, paged.total);
     let list = paged
         .rows
         .into_iter()
@@ -148,28 +139,21 @@ fn date_bound(q: &mut ListQuery, key: &str, end: bool, state: &AppState) -> Opti
 /// `POST /messages`: stores one message as `pending`. Honours `Idempotency-Key`.
 pub async fn create(
     state: State,
-    caller: Caller,
+    Authenticated(actor): Authenticated,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json(payload, state.limits.max_body_bytes)
-        .await
-        .and_then(|body| Ok((idempotency::key_of(&req, &body)?, body)));
-    let ctx = state.validation;
+    let body = read_json(payload, state.limits.max_body_bytes).await?;
+    let key = idempotency::key_of(&req, &body)?.map(|k| k.scoped(&actor));
+    let input = validate_message(as_object(&body)?, Mode::Full, None, &state.validation)
+        .map_err(ApiError::Validation)?;
     let now = now_micros().naive_utc();
     let ttl = state.limits.idempotency_ttl;
     let stored = state
-        .into_inner()
-        .db_as(caller, move |c, principal| {
-            let (key, body) = body?;
-            let map = as_object(&body)?;
-            let input =
-                validate_message(map, Mode::Full, None, &ctx).map_err(ApiError::Validation)?;
-            let key = key.map(|k| k.scoped(&principal));
+        .db
+        .run(move |c| {
             idempotency::run(c, key.as_ref(), now, ttl, |c| {
-                let device = resolve_device(c, &principal, input.session_id.as_deref())
-                    .map_err(|m| ApiError::field("session_id", m))?;
-                let row = messages::insert(c, &new_message(&device, None, &input.draft, now))?;
+                let row = use_case::accept(c, &actor, &input, now)?;
                 Ok(ok_json(ADDED, MessageView::new(row, BoolStyle::Json)))
             })
         })
@@ -177,207 +161,83 @@ pub async fn create(
     Ok(stored.into_response())
 }
 
-/// The device a new message belongs to: the operator names it by `session_id`; a device may
-/// name only itself (or nothing).
-pub fn resolve_device(
-    conn: &mut DbConn,
-    principal: &Principal,
-    session_id: Option<&str>,
-) -> Result<DeviceRow, String> {
-    match (principal, session_id) {
-        (Principal::Device(own), None) => Ok((**own).clone()),
-        (Principal::Device(own), Some(s)) if s == own.session_id => Ok((**own).clone()),
-        (Principal::Device(_), Some(_)) => Err(UNKNOWN_SESSION.to_owned()),
-        (Principal::Operator, None) => Err("The session id field is required.".to_owned()),
-        (Principal::Operator, Some(s)) => match devices::find_live_by_session(conn, s) {
-            Ok(Some(device)) => Ok(device),
-            Ok(None) => Err(UNKNOWN_SESSION.to_owned()),
-            Err(e) => Err(format!("The session could not be looked up: {e}")),
-        },
-    }
-}
-
-/// The row to insert for a validated message.
-pub fn new_message(
-    device: &DeviceRow,
-    batch_id: Option<&str>,
-    draft: &MessageDraft,
-    now: NaiveDateTime,
-) -> NewMessage {
-    NewMessage {
-        device_id: device.id,
-        session_id: device.session_id.clone(),
-        batch_id: batch_id.map(str::to_owned),
-        fields: fields_of(draft),
-        created_at: now,
-        updated_at: now,
-    }
-}
-
-fn fields_of(d: &MessageDraft) -> MessageFields {
-    MessageFields {
-        is_queue: d.is_queue,
-        recipient: d.recipient.clone(),
-        message_type: d.message_type.as_str().to_owned(),
-        message: d.message.clone(),
-        file_mimetype: d.file_mimetype.clone(),
-        file_filename: d.file_filename.clone(),
-        file_url: d.file_url.clone(),
-        calendar_type: d.calendar_type.as_str().to_owned(),
-        schedule_at: d.schedule_at.map(|t| t.naive_utc()),
-    }
-}
-
-fn draft_of(row: &MessageRow) -> Result<MessageDraft, ApiError> {
-    let bad = |what: &str| ApiError::Internal(format!("message {} has an unknown {what}", row.id));
-    Ok(MessageDraft {
-        is_queue: row.is_queue,
-        recipient: row.recipient.clone(),
-        message_type: row.message_type.parse().map_err(|_| bad("message_type"))?,
-        message: row.message.clone(),
-        file_url: row.file_url.clone(),
-        file_mimetype: row.file_mimetype.clone(),
-        file_filename: row.file_filename.clone(),
-        calendar_type: row
-            .calendar_type
-            .parse()
-            .map_err(|_| bad("calendar_type"))?,
-        schedule_at: row.schedule_at.map(|t| t.and_utc()),
-    })
-}
-
 /// `GET /messages/{id}`.
 pub async fn show(
     state: State,
-    caller: Caller,
+    Authenticated(actor): Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = state
-        .into_inner()
-        .db_as(caller, move |c, principal| {
-            Ok(messages::find(
-                c,
-                parse_id(&id)?,
-                principal.device_scope(),
-                false,
-            )?)
-        })
-        .await?;
+    let id = parse_id(&id)?;
+    let row = state.db.run(move |c| use_case::show(c, &actor, id)).await?;
     Ok(ok("", MessageView::new(row, BoolStyle::Int)))
 }
 
 /// `PUT /messages/{id}`: replaces the content of a pending message.
 pub async fn replace(
     state: State,
-    caller: Caller,
+    auth: Authenticated,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    update(state, caller, id, payload, Mode::Full).await
+    update(state, auth, id, payload, Mode::Full).await
 }
 
 /// `PATCH /messages/{id}`: changes some fields of a pending message.
 pub async fn patch(
     state: State,
-    caller: Caller,
+    auth: Authenticated,
     id: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    update(state, caller, id, payload, Mode::Patch).await
+    update(state, auth, id, payload, Mode::Patch).await
 }
 
 async fn update(
     state: State,
-    caller: Caller,
+    Authenticated(actor): Authenticated,
     id: web::Path<String>,
     payload: web::Payload,
     mode: Mode,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_object(payload, state.limits.max_body_bytes).await;
+    let id = parse_id(&id)?;
+    let body = read_object(payload, state.limits.max_body_bytes).await?;
     let ctx = state.validation;
     let now = now_micros().naive_utc();
     let row = state
-        .into_inner()
-        .db_as(caller, move |c, principal| {
-            let id = parse_id(&id)?;
-            let scope = principal.device_scope();
-            let body = body?;
-            wapim_store::transaction(c, |c| {
-                let stored = messages::find(c, id, scope, false)?;
-                let status: MessageStatus = stored.status.parse().map_err(|_| {
-                    ApiError::Internal(format!("message {id} has an unknown status"))
-                })?;
-                if !status.is_editable() {
-                    return Err(ApiError::field(
-                        "status",
-                        format!("The message is {status} and can no longer be edited."),
-                    ));
-                }
-                let MessageInput { session_id, draft } =
-                    validate_message(&body, mode, Some(&draft_of(&stored)?), &ctx)
-                        .map_err(ApiError::Validation)?;
-                if session_id
-                    .as_deref()
-                    .is_some_and(|s| s != stored.session_id)
-                {
-                    let mut errors = ValidationErrors::new();
-                    errors.add(
-                        "session_id",
-                        "A message cannot be moved to another session.",
-                    );
-                    return Err(ApiError::Validation(errors));
-                }
-                Ok(messages::update_pending(
-                    c,
-                    id,
-                    scope,
-                    &fields_of(&draft),
-                    now,
-                )?)
-            })
-        })
+        .db
+        .run(move |c| use_case::edit(c, &actor, id, &body, mode, &ctx, now))
         .await?;
     Ok(ok(MODIFIED, MessageView::new(row, BoolStyle::Int)))
 }
 
-/// `DELETE /messages/{id}`: soft delete; a pending message is cancelled and never sent.
+/// `DELETE /messages/{id}`: soft delete; a pending message is cancelled and never sent; one
+/// being sent is a 409.
 pub async fn delete(
     state: State,
-    caller: Caller,
+    Authenticated(actor): Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
     let now = now_micros().naive_utc();
     let row = state
-        .into_inner()
-        .db_as(caller, move |c, principal| {
-            Ok(messages::soft_delete(
-                c,
-                parse_id(&id)?,
-                principal.device_scope(),
-                now,
-            )?)
-        })
+        .db
+        .run(move |c| use_case::delete(c, &actor, id, now))
         .await?;
     Ok(ok(DELETED, MessageView::new(row, BoolStyle::Int)))
 }
 
-/// `POST /messages/{id}/restore`: undoes a delete (a cancelled message is pending again).
+/// `POST /messages/{id}/restore`: undoes a delete (what the delete cancelled is pending again);
+/// 409 while the message's device is deleted.
 pub async fn restore(
     state: State,
-    caller: Caller,
+    Authenticated(actor): Authenticated,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
     let now = now_micros().naive_utc();
     let row = state
-        .into_inner()
-        .db_as(caller, move |c, principal| {
-            Ok(messages::restore(
-                c,
-                parse_id(&id)?,
-                principal.device_scope(),
-                now,
-            )?)
-        })
+        .db
+        .run(move |c| wapim_store::transaction(c, |c| use_case::restore(c, &actor, id, now)))
         .await?;
     Ok(ok(RESTORED, MessageView::new(row, BoolStyle::Int)))
 }

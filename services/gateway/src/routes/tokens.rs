@@ -4,16 +4,13 @@ use actix_web::HttpResponse;
 use serde_json::json;
 use wapim_domain::token::generate_secret_token;
 
-use crate::auth::Caller;
-use crate::error::ApiError;
-use crate::state::State;
+use wapim_web::ApiError;
+
+use crate::auth::Authenticated;
 
 /// `GET|POST /generate-token`: answers `{"secret_token": "<64 hex>"}` exactly as the reference
 /// (no envelope). Requires any valid credentials; the token is not stored.
-pub async fn generate(state: State, caller: Caller) -> Result<HttpResponse, ApiError> {
-    if let Caller::Device { .. } = caller {
-        state.into_inner().db_as(caller, |_, _| Ok(())).await?;
-    }
+pub async fn generate(_caller: Authenticated) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(json!({ "secret_token": generate_secret_token() })))

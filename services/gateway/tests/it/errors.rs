@@ -15,143 +15,143 @@ fn assert_envelope(r: &crate::helpers::Reply) {
     assert!(r.body["errors"].is_object(), "{}", r.text);
 }
 
-#[tokio::test]
-async fn malformed_and_misshapen_bodies_are_4xx_in_the_envelope() {
-    let app = spawn_app().await;
-    app.create_device("WAPI Test").await;
-    for path in ["/api/devices", "/api/messages", "/api/messages-batch"] {
+wapim_testkit::both_backends! {
+    async fn malformed_and_misshapen_bodies_are_4xx_in_the_envelope() {
+        let app = spawn_app().await;
+        app.create_device("WAPI Test").await;
+        for path in ["/api/devices", "/api/messages", "/api/messages-batch"] {
+            let r = app
+                .raw(Method::POST, path, &As::Operator, b"{\"name\": ".to_vec())
+                .await;
+            assert_eq!(r.status, 400, "{path}");
+            assert_envelope(&r);
+            let r = app
+                .raw(Method::POST, path, &As::Operator, b"[1, 2]".to_vec())
+                .await;
+            assert_eq!(r.status, 422, "{path}");
+            assert_envelope(&r);
+            let r = app
+                .raw(Method::POST, path, &As::Operator, vec![0xff, 0xfe])
+                .await;
+            assert_eq!(r.status, 400, "{path}");
+        }
         let r = app
-            .raw(Method::POST, path, &As::Operator, b"{\"name\": ".to_vec())
+            .raw(
+                Method::PATCH,
+                "/api/devices/1",
+                &As::Operator,
+                b"\"text\"".to_vec(),
+            )
             .await;
-        assert_eq!(r.status, 400, "{path}");
-        assert_envelope(&r);
+        assert_eq!(r.status, 422);
+        // Wrong types, field by field.
         let r = app
-            .raw(Method::POST, path, &As::Operator, b"[1, 2]".to_vec())
+            .post("/api/messages", &As::Operator, json!({"session_id": 7, "recipient": [], "message_type": true, "message": {}, "is_queue": "no"}))
             .await;
-        assert_eq!(r.status, 422, "{path}");
-        assert_envelope(&r);
-        let r = app
-            .raw(Method::POST, path, &As::Operator, vec![0xff, 0xfe])
-            .await;
-        assert_eq!(r.status, 400, "{path}");
-    }
-    let r = app
-        .raw(
-            Method::PATCH,
-            "/api/devices/1",
-            &As::Operator,
-            b"\"text\"".to_vec(),
-        )
-        .await;
-    assert_eq!(r.status, 422);
-    // Wrong types, field by field.
-    let r = app
-        .post("/api/messages", &As::Operator, json!({"session_id": 7, "recipient": [], "message_type": true, "message": {}, "is_queue": "no"}))
-        .await;
-    assert_eq!(r.status, 422);
-    for field in [
-        "session_id",
-        "recipient",
-        "message_type",
-        "message",
-        "is_queue",
-    ] {
-        assert!(
-            r.body["errors"][field][0].is_string(),
-            "{field}: {}",
-            r.text
+        assert_eq!(r.status, 422);
+        for field in [
+            "session_id",
+            "recipient",
+            "message_type",
+            "message",
+            "is_queue",
+        ] {
+            assert!(
+                r.body["errors"][field][0].is_string(),
+                "{field}: {}",
+                r.text
+            );
+        }
+        assert_eq!(
+            app.get("/api/messages", &As::Operator).await.body["data"]["meta"]["total"],
+            0
         );
     }
-    assert_eq!(
-        app.get("/api/messages", &As::Operator).await.body["data"]["meta"]["total"],
-        0
-    );
-}
 
-#[tokio::test]
-async fn oversize_bodies_are_413() {
-    let app = spawn_app_with(&[("WAPIM_HTTP__MAX_BODY_BYTES", "1024")]).await;
-    let big = json!({"name": "x".repeat(2000), "phone_number": "0811010010010"});
-    let r = app.post("/api/devices", &As::Operator, big).await;
-    assert_eq!(r.status, 413, "{}", r.text);
-    assert_envelope(&r);
-}
-
-#[tokio::test]
-async fn unknown_ids_routes_and_methods_are_404_and_405() {
-    let app = spawn_app().await;
-    for path in [
-        "/api/devices/999",
-        "/api/devices/abc",
-        "/api/devices/-1",
-        "/api/messages/0",
-        "/api/messages/99999999999999999999",
-        "/api/nothing-here",
-    ] {
-        let r = app.get(path, &As::Operator).await;
-        assert_eq!(r.status, 404, "{path}");
+    async fn oversize_bodies_are_413() {
+        let app = spawn_app_with(&[("WAPIM_HTTP__MAX_BODY_BYTES", "1024")]).await;
+        let big = json!({"name": "x".repeat(2000), "phone_number": "0811010010010"});
+        let r = app.post("/api/devices", &As::Operator, big).await;
+        assert_eq!(r.status, 413, "{}", r.text);
         assert_envelope(&r);
     }
-    let r = app
-        .post("/api/messages/999/restore", &As::Operator, json!({}))
-        .await;
-    assert_eq!(r.status, 404);
-    let r = app
-        .request(Method::DELETE, "/api/messages-batch", &As::Operator, None)
-        .await;
-    assert_eq!(r.status, 405);
-    assert_envelope(&r);
-}
 
-#[tokio::test]
-async fn bad_settings_stop_start_up_naming_the_variable() {
-    let db = wapim_testkit::TestDatabase::create();
-    let token = "t".repeat(40);
-    for (var, value) in [
-        ("WAPIM_TIMEZONE", "Mars/Olympus"),
-        ("WAPIM_PHONE__DEFAULT_REGION", "XX"),
-    ] {
-        let settings = settings_for(&db.url, &token, &[(var, value)]);
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let err = wapim_gateway::Application::build(settings, listener)
-            .await
-            .err()
-            .expect("refused");
-        assert!(err.to_string().contains(var), "{err}");
+    async fn unknown_ids_routes_and_methods_are_404_and_405() {
+        let app = spawn_app().await;
+        for path in [
+            "/api/devices/999",
+            "/api/devices/abc",
+            "/api/devices/-1",
+            "/api/messages/0",
+            "/api/messages/99999999999999999999",
+            "/api/nothing-here",
+        ] {
+            let r = app.get(path, &As::Operator).await;
+            assert_eq!(r.status, 404, "{path}");
+            assert_envelope(&r);
+        }
+        let r = app
+            .post("/api/messages/999/restore", &As::Operator, json!({}))
+            .await;
+        assert_eq!(r.status, 404);
+        let r = app
+            .request(Method::DELETE, "/api/messages-batch", &As::Operator, None)
+            .await;
+        assert_eq!(r.status, 405);
+        assert_envelope(&r);
     }
-    let settings = settings_for(&db.url, "short", &[]);
-    let err =
-        wapim_gateway::Application::build(settings, TcpListener::bind("127.0.0.1:0").unwrap())
+
+    async fn bad_settings_stop_start_up_naming_the_variable() {
+        let db = wapim_testkit::TestDatabase::create();
+        let token = "t".repeat(40);
+        for (var, value) in [
+            ("WAPIM_TIMEZONE", "Mars/Olympus"),
+            ("WAPIM_PHONE__DEFAULT_REGION", "XX"),
+        ] {
+            let settings = settings_for(&db.url, &token, &[(var, value)]);
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let pool = wapim_gateway::prepare_database(&settings.database)
+                .await
+                .unwrap();
+            let err = wapim_gateway::Application::build(&settings, pool, listener)
+                .err()
+                .expect("refused");
+            assert!(err.to_string().contains(var), "{err}");
+        }
+        let settings = settings_for(&db.url, "short", &[]);
+        let pool = wapim_gateway::prepare_database(&settings.database)
             .await
-            .err()
-            .expect("refused");
-    assert!(err.to_string().contains("WAPIM_AUTH__ADMIN_TOKEN"), "{err}");
-}
+            .unwrap();
+        let err =
+            wapim_gateway::Application::build(&settings, pool, TcpListener::bind("127.0.0.1:0").unwrap())
+                .err()
+                .expect("refused");
+        assert!(err.to_string().contains("WAPIM_AUTH__ADMIN_TOKEN"), "{err}");
+    }
 
-#[tokio::test]
-async fn health_reports_the_database() {
-    let app = spawn_app().await;
-    let r = app.get("/health/ready", &As::Nobody).await;
-    assert_eq!(r.status, 200);
-    assert_eq!(r.body["data"]["database"], "up");
-}
+    async fn health_reports_the_database() {
+        let app = spawn_app().await;
+        let r = app.get("/health/ready", &As::Nobody).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.body["data"]["database"], "up");
+    }
 
-#[tokio::test]
-async fn nul_characters_are_refused_not_crashed_on() {
-    let app = spawn_app().await;
-    let (_, who) = app.create_device("WAPI Test").await;
-    let r = app
-        .get("/api/messages?session_id=a%00b", &As::Operator)
-        .await;
-    assert_eq!(r.status, 422, "{}", r.text);
-    assert!(r.body["errors"]["session_id"][0].is_string());
-    let r = app
-        .post(
-            "/api/messages",
-            &who,
-            json!({"recipient": "0811010010010", "message_type": "text", "message": "a\u{0}b"}),
-        )
-        .await;
-    assert_eq!(r.status, 422, "{}", r.text);
-    assert!(r.body["errors"]["message"][0].is_string());
+    async fn nul_characters_are_refused_not_crashed_on() {
+        let app = spawn_app().await;
+        let (_, who) = app.create_device("WAPI Test").await;
+        let r = app
+            .get("/api/messages?session_id=a%00b", &As::Operator)
+            .await;
+        assert_eq!(r.status, 422, "{}", r.text);
+        assert!(r.body["errors"]["session_id"][0].is_string());
+        let r = app
+            .post(
+                "/api/messages",
+                &who,
+                json!({"recipient": "0811010010010", "message_type": "text", "message": "a\u{0}b"}),
+            )
+            .await;
+        assert_eq!(r.status, 422, "{}", r.text);
+        assert!(r.body["errors"]["message"][0].is_string());
+    }
 }

@@ -100,85 +100,86 @@ fn check(r: &Reply, what: &str) {
     }
 }
 
-#[tokio::test]
-async fn random_input_never_gets_a_5xx_or_leaves_the_envelope() {
-    let app = spawn_app().await;
-    let (_, device) = app.create_device("WAPI Test").await;
-    // WAPIM_FUZZ_SEED / WAPIM_FUZZ_ITERATIONS explore further locally; CI uses the fixed seed.
-    let seed = std::env::var("WAPIM_FUZZ_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed_1234_abcd_ef01_u64);
-    let iterations = std::env::var("WAPIM_FUZZ_ITERATIONS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(300);
-    let mut rng = Rng(seed.max(1));
-    let callers = [As::Operator, device, As::Nobody];
-    let routes: &[(Method, &str)] = &[
-        (Method::POST, "/api/devices"),
-        (Method::PUT, "/api/devices/1"),
-        (Method::PATCH, "/api/devices/1"),
-        (Method::POST, "/api/messages"),
-        (Method::PUT, "/api/messages/1"),
-        (Method::PATCH, "/api/messages/1"),
-        (Method::POST, "/api/messages-batch"),
-        (Method::POST, "/api/generate-token"),
-    ];
-    // A message to edit.
-    let r = app
-        .post("/api/messages", &As::Operator, json!({"session_id": "wapi-test", "recipient": "0811010010010", "message_type": "text", "message": "x"}))
-        .await;
-    assert_eq!(r.status, 200);
-    for i in 0..iterations {
-        let (method, path) = rng.pick(routes).clone();
-        let who = rng.pick(&callers).clone();
-        let body = if rng.below(5) == 0 {
-            value(&mut rng, 0)
-        } else if path.ends_with("batch") {
-            json!({"items": (0..rng.below(5)).map(|_| Value::Object(object(&mut rng, 1))).collect::<Vec<_>>()})
-        } else {
-            Value::Object(object(&mut rng, 0))
-        };
+wapim_testkit::both_backends! {
+    async fn random_input_never_gets_a_5xx_or_leaves_the_envelope() {
+        let app = spawn_app().await;
+        let (_, device) = app.create_device("WAPI Test").await;
+        // WAPIM_FUZZ_SEED / WAPIM_FUZZ_ITERATIONS explore further locally; CI uses the fixed seed.
+        let seed = std::env::var("WAPIM_FUZZ_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0x5eed_1234_abcd_ef01_u64);
+        let iterations = std::env::var("WAPIM_FUZZ_ITERATIONS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(300);
+        let mut rng = Rng(seed.max(1));
+        let callers = [As::Operator, device, As::Nobody];
+        let routes: &[(Method, &str)] = &[
+            (Method::POST, "/api/devices"),
+            (Method::PUT, "/api/devices/1"),
+            (Method::PATCH, "/api/devices/1"),
+            (Method::POST, "/api/messages"),
+            (Method::PUT, "/api/messages/1"),
+            (Method::PATCH, "/api/messages/1"),
+            (Method::POST, "/api/messages-batch"),
+            (Method::POST, "/api/generate-token"),
+        ];
+        // A message to edit.
         let r = app
-            .request(method.clone(), path, &who, Some(body.clone()))
+            .post("/api/messages", &As::Operator, json!({"session_id": "wapi-test", "recipient": "0811010010010", "message_type": "text", "message": "x"}))
             .await;
-        check(&r, &format!("#{i} {method} {path} {body}"));
-    }
-    let queries = [
-        "page=0",
-        "per_page=1e9",
-        "sort=",
-        "sort=id",
-        "sort=id%20DESC%20x",
-        "trashed=",
-        "status=%F0%9F%92%A5",
-        "recipient=%00",
-        "date_from=2025-13-01",
-        "date_to=9999-99-99",
-        "batch_id=%27",
-        "session_id=a%20b",
-        "page=99999999999999999999",
-        "per_page=-5",
-        "%zz=1",
-        "sort=created_at%20desc&page=2",
-    ];
-    for q in queries {
-        for base in ["/api/devices", "/api/messages"] {
-            for who in &callers {
-                let r = app.get(&format!("{base}?{q}"), who).await;
-                check(&r, &format!("GET {base}?{q}"));
+        assert_eq!(r.status, 200);
+        for i in 0..iterations {
+            let (method, path) = rng.pick(routes).clone();
+            let who = rng.pick(&callers).clone();
+            let body = if rng.below(5) == 0 {
+                value(&mut rng, 0)
+            } else if path.ends_with("batch") {
+                json!({"items": (0..rng.below(5)).map(|_| Value::Object(object(&mut rng, 1))).collect::<Vec<_>>()})
+            } else {
+                Value::Object(object(&mut rng, 0))
+            };
+            let r = app
+                .request(method.clone(), path, &who, Some(body.clone()))
+                .await;
+            check(&r, &format!("#{i} {method} {path} {body}"));
+        }
+        let queries = [
+            "page=0",
+            "per_page=1e9",
+            "sort=",
+            "sort=id",
+            "sort=id%20DESC%20x",
+            "trashed=",
+            "status=%F0%9F%92%A5",
+            "recipient=%00",
+            "date_from=2025-13-01",
+            "date_to=9999-99-99",
+            "batch_id=%27",
+            "session_id=a%20b",
+            "page=99999999999999999999",
+            "per_page=-5",
+            "%zz=1",
+            "sort=created_at%20desc&page=2",
+        ];
+        for q in queries {
+            for base in ["/api/devices", "/api/messages"] {
+                for who in &callers {
+                    let r = app.get(&format!("{base}?{q}"), who).await;
+                    check(&r, &format!("GET {base}?{q}"));
+                }
             }
         }
-    }
-    for path in [
-        "/api/devices/%00",
-        "/api/messages/1.5",
-        "/api/messages/1e3",
-        "/api/devices/0x1",
-        "/api/messages/%F0%9F%92%A5/restore",
-    ] {
-        let r = app.get(path, &As::Operator).await;
-        check(&r, path);
+        for path in [
+            "/api/devices/%00",
+            "/api/messages/1.5",
+            "/api/messages/1e3",
+            "/api/devices/0x1",
+            "/api/messages/%F0%9F%92%A5/restore",
+        ] {
+            let r = app.get(path, &As::Operator).await;
+            check(&r, path);
+        }
     }
 }

@@ -58,9 +58,10 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let admin_token = wapim_domain::token::generate_secret_token();
     let settings = settings_for(&db.url, &admin_token, extra);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    let app = Application::build(settings, listener)
+    let pool = wapim_gateway::prepare_database(&settings.database)
         .await
-        .expect("gateway builds");
+        .expect("test database prepared");
+    let app = Application::build(&settings, pool, listener).expect("gateway builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     TestApp {

@@ -1,9 +1,11 @@
 //! The one place where failures become HTTP: every error renders the reference's envelope
-//! `{"status": false, "message": …, "data": null, "errors": {field: [..]}}`.
+//! `{"status": false, "message": …, "data": null, "errors": {field: [..]}}`. Database details
+//! never reach a response: they go to the log, the client gets 503 or 500 without them.
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
+use wapim_app::AppError;
 use wapim_domain::ValidationErrors;
 use wapim_store::StoreError;
 
@@ -31,15 +33,18 @@ pub enum ApiError {
     /// 405: the route exists but not with this method.
     #[error("Method not allowed")]
     MethodNotAllowed,
-    /// 409: the change conflicts with another record (field, message).
+    /// 409: the change conflicts with the record's state (field, message).
     #[error("{1}")]
     Conflict(&'static str, String),
     /// 413: body over the configured limit.
     #[error("The request body is larger than {0} bytes.")]
     PayloadTooLarge(usize),
-    /// 503: the database cannot be reached in time.
+    /// 503: the database cannot be reached in time (detail for the log only).
     #[error("Service temporarily unavailable, try again.")]
     Unavailable(String),
+    /// 503: too many requests are already waiting for the database.
+    #[error("Service busy, try again.")]
+    Saturated,
     /// 500: a bug or an unexpected database failure; details go to the log only.
     #[error("Internal server error")]
     Internal(String),
@@ -65,9 +70,25 @@ impl From<StoreError> for ApiError {
                     field.replace('_', " ")
                 ),
             ),
-            StoreError::State(message) => ApiError::field("status", message),
-            StoreError::Unavailable(detail) => ApiError::Unavailable(detail),
+            e if e.is_unavailable() => ApiError::Unavailable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Unauthenticated => ApiError::Unauthenticated,
+            AppError::Forbidden => ApiError::Forbidden,
+            AppError::NotFound => ApiError::NotFound,
+            AppError::Invalid(errors) => ApiError::Validation(errors),
+            AppError::NotEditable(status) => ApiError::field(
+                "status",
+                format!("The message is {status} and can no longer be edited."),
+            ),
+            AppError::Conflict(field, message) => ApiError::Conflict(field, message),
+            AppError::Store(e) => e.into(),
         }
     }
 }
@@ -89,7 +110,7 @@ impl ResponseError for ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(..) => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Saturated => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -105,6 +126,7 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Internal(detail) => tracing::error!(%detail, "internal error"),
             ApiError::Unavailable(detail) => tracing::warn!(%detail, "database unavailable"),
+            ApiError::Saturated => tracing::warn!("database admission queue full"),
             _ => {}
         }
         let message = match self {
@@ -118,7 +140,7 @@ impl ResponseError for ApiError {
                 "Bearer realm=\"wapim\", X-Session-Id realm=\"wapim\"",
             ));
         }
-        if matches!(self, ApiError::Unavailable(_)) {
+        if matches!(self, ApiError::Unavailable(_) | ApiError::Saturated) {
             response.insert_header(("Retry-After", "1"));
         }
         response.json(json!({

@@ -1,4 +1,4 @@
-//! Reading JSON bodies ourselves: size limits become 413, syntax errors 400, wrong shapes 422,
+//! Reading JSON bodies ourselves (only after the caller is authenticated): size limits become 413, syntax errors 400, wrong shapes 422,
 //! all in the envelope (actix's own extractors answer in plain text).
 
 use actix_web::web;

@@ -1,0 +1,205 @@
+//! Device use cases: register, read, update (and rotate the token), delete and restore.
+
+use chrono::NaiveDateTime;
+use serde_json::{Map, Value};
+use wapim_domain::device::{parse_webhook_options, validate_device, DeviceDraft, DeviceInput};
+use wapim_domain::session::first_free_session_id;
+use wapim_domain::token::{generate_secret_token, hash_token, mask_token};
+use wapim_domain::validation::Mode;
+use wapim_domain::{ExposeSecret, ValidationContext};
+use wapim_store::devices::{
+    self, DeviceFields, DeviceFilter, DeviceRow, DeviceSortColumn, TokenFields,
+};
+use wapim_store::listing::Sort;
+use wapim_store::{messages, DbConn, Page, Paged, StoreError};
+
+use crate::{Actor, AppError, STALE_RETRIES};
+
+/// A device as stored, with its secret token in clear when this very call set it (shown once).
+#[derive(Debug)]
+pub struct DeviceWithToken {
+    /// The stored device.
+    pub row: DeviceRow,
+    /// The new token, when one was generated or given.
+    pub new_token: Option<wapim_domain::SecretString>,
+}
+
+/// Registers a device (operator only). Its session id is the slug of its name, or the first
+/// `<slug>-N` no device ever had: session ids are never reused, so a new device can never
+/// inherit a WAHA session still logged in to somebody's phone. The token is the client's (if
+/// strong enough; validation checked) or a fresh 64-hex one.
+pub fn register(
+    conn: &mut DbConn,
+    actor: &Actor,
+    input: &DeviceInput,
+    now: NaiveDateTime,
+) -> Result<DeviceWithToken, AppError> {
+    actor.require_operator()?;
+    let token = input
+        .secret_token
+        .clone()
+        .unwrap_or_else(|| generate_secret_token().into());
+    let base = input.draft.session_id();
+    let fields = fields_of(&input.draft);
+    let token_fields = token_fields(token.expose_secret());
+    // A concurrent registration may take the id we picked; pick again.
+    for _ in 0..STALE_RETRIES {
+        let taken = devices::session_ids_like(conn, &base)?;
+        let session_id = first_free_session_id(&base, taken.iter().map(String::as_str));
+        match devices::insert(conn, &fields, &session_id, &token_fields, now) {
+            Err(StoreError::Conflict(_)) => continue,
+            other => {
+                return Ok(DeviceWithToken {
+                    row: other?,
+                    new_token: Some(token),
+                })
+            }
+        }
+    }
+    Err(AppError::Conflict(
+        "name",
+        "Too many devices are being created with this name right now; try again.".into(),
+    ))
+}
+
+/// One device the actor may see (a device sees only itself; others are 404).
+pub fn show(conn: &mut DbConn, actor: &Actor, id: i64) -> Result<DeviceRow, AppError> {
+    own(actor, id)?;
+    Ok(devices::find(conn, id, false)?)
+}
+
+/// A page of the devices the actor may see.
+pub fn list(
+    conn: &mut DbConn,
+    actor: &Actor,
+    mut filter: DeviceFilter,
+    sort: Sort<DeviceSortColumn>,
+    page: Page,
+) -> Result<Paged<DeviceRow>, AppError> {
+    filter.only_id = actor.device_scope();
+    Ok(devices::list(conn, &filter, sort, page)?)
+}
+
+/// Updates a device (the operator, or the device itself): `Mode::Full` replaces its settings,
+/// `Mode::Patch` changes the fields present; a `secret_token` in the body rotates the token.
+/// Validated against the row as it is now and written only if it did not change meanwhile;
+/// after a concurrent update the change is applied again to the fresh row.
+pub fn update(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: i64,
+    body: &Map<String, Value>,
+    mode: Mode,
+    ctx: &ValidationContext,
+    now: NaiveDateTime,
+) -> Result<DeviceWithToken, AppError> {
+    own(actor, id)?;
+    for _ in 0..STALE_RETRIES {
+        let stored = devices::find(conn, id, false)?;
+        let input = validate_device(body, mode, Some(&draft_of(&stored)), ctx)?;
+        let token = input.secret_token.clone();
+        let token_fields = token.as_ref().map(|t| token_fields(t.expose_secret()));
+        match devices::update(
+            conn,
+            id,
+            stored.revision,
+            &fields_of(&input.draft),
+            token_fields.as_ref(),
+            now,
+        ) {
+            Err(StoreError::Stale) => continue,
+            other => {
+                return Ok(DeviceWithToken {
+                    row: other?,
+                    new_token: token,
+                })
+            }
+        }
+    }
+    Err(AppError::Conflict(
+        "revision",
+        "The record was changed by another request meanwhile; try again.".into(),
+    ))
+}
+
+/// Soft-deletes a device (operator only) and, in the same transaction, cancels its pending
+/// messages (reason `device_deleted`): nothing is sent for a deleted device. Call it inside a
+/// transaction.
+pub fn delete(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: i64,
+    now: NaiveDateTime,
+) -> Result<DeviceRow, AppError> {
+    own(actor, id)?;
+    actor.require_operator()?;
+    let row = devices::soft_delete(conn, id, now)?;
+    messages::cancel_pending_of_device(conn, id, now)?;
+    Ok(row)
+}
+
+/// Restores a deleted device (operator only) with its own session id, and brings back as
+/// `pending` what its deletion cancelled. A live device is returned as is. Call it inside a
+/// transaction.
+pub fn restore(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: i64,
+    now: NaiveDateTime,
+) -> Result<DeviceRow, AppError> {
+    own(actor, id)?;
+    actor.require_operator()?;
+    match devices::undelete(conn, id, now)? {
+        Some(row) => {
+            messages::revive_cancelled_of_device(conn, id, now)?;
+            Ok(row)
+        }
+        None => Ok(devices::find(conn, id, false)?),
+    }
+}
+
+/// A device sees only itself: any other id is 404 (not 403), so ids of other tenants are not
+/// confirmed.
+fn own(actor: &Actor, id: i64) -> Result<(), AppError> {
+    match actor.device_scope() {
+        Some(own) if own != id => Err(AppError::NotFound),
+        _ => Ok(()),
+    }
+}
+
+fn fields_of(d: &DeviceDraft) -> DeviceFields {
+    DeviceFields {
+        name: d.name.clone(),
+        phone_number: d.phone_number.clone(),
+        webhook_status: d.webhook_status,
+        webhook_url: d.webhook_url.clone(),
+        webhook_options: d.webhook_options_json(),
+        opening_message: d.opening_message.clone(),
+        closing_message: d.closing_message.clone(),
+        auto_reply: d.auto_reply.clone(),
+        auto_forward: d.auto_forward.clone(),
+        auto_forward_number: d.auto_forward_number.clone(),
+    }
+}
+
+fn draft_of(row: &DeviceRow) -> DeviceDraft {
+    DeviceDraft {
+        name: row.name.clone(),
+        phone_number: row.phone_number.clone(),
+        webhook_status: row.webhook_status,
+        webhook_url: row.webhook_url.clone(),
+        webhook_options: parse_webhook_options(row.webhook_options.as_deref()),
+        opening_message: row.opening_message.clone(),
+        closing_message: row.closing_message.clone(),
+        auto_reply: row.auto_reply.clone(),
+        auto_forward: row.auto_forward.clone(),
+        auto_forward_number: row.auto_forward_number.clone(),
+    }
+}
+
+fn token_fields(token: &str) -> TokenFields {
+    TokenFields {
+        secret_token_hash: hash_token(token),
+        secret_token_masked: mask_token(token),
+    }
+}
