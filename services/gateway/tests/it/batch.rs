@@ -13,7 +13,7 @@ wapim_testkit::both_backends! {
              "message": "Cek gambar"},
             {"session_id": "wapi-test", "is_queue": true, "recipient": "62811010010010",
              "message_type": "file", "message": "PDF besok",
-             "file_url": "https://api.rucika.co.id/price-list/16/download",
+             "file_url": "http://127.0.0.1:9/price-list/16/download",
              "schedule_at": "2025-09-08 09:53:00"},
             "not an object",
             {"session_id": "ghost", "recipient": "62811010010010", "message_type": "text", "message": "x"}

@@ -171,7 +171,7 @@ pub fn device_body(name: &str) -> Value {
         "name": name,
         "phone_number": "0811010010010",
         "webhook_status": true,
-        "webhook_url": "https://f947f32ac09a.ngrok-free.app/api/v1/waha-webhook",
+        "webhook_url": "http://127.0.0.1:9/api/v1/waha-webhook",
         "webhook_options": ["message", "message.ack", "message.waiting"],
         "opening_message": "Hello",
         "closing_message": "Hola",

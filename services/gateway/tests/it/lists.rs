@@ -7,7 +7,7 @@ async fn seed(app: &crate::helpers::TestApp, who: &As, n: usize) {
         .map(|i| {
             if i % 4 == 0 {
                 json!({"recipient": "0811010010011", "message_type": "image", "message": format!("m{i}"),
-                       "file_url": "https://x.test/a.png"})
+                       "file_url": "http://127.0.0.1:9/a.png"})
             } else {
                 json!({"recipient": "0811010010010", "message_type": "text", "message": format!("m{i}")})
             }

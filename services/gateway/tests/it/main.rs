@@ -6,6 +6,7 @@ mod batch;
 mod devices;
 mod errors;
 mod fuzz;
+mod hardening;
 mod helpers;
 mod idempotency;
 mod lists;

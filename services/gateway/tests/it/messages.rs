@@ -31,7 +31,7 @@ wapim_testkit::both_backends! {
         let app = spawn_app().await;
         app.create_device("WAPI Test").await;
         let mut body = text_message("wapi-test", "Welcome home");
-        body["file_url"] = json!("https://github.com/devlikeapro/waha/raw/core/examples/waha.jpg");
+        body["file_url"] = json!("http://127.0.0.1:9/examples/waha.jpg");
         let r = app.post("/api/messages", &As::Operator, body).await;
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(r.body["message"], "Data successfully added");
@@ -66,7 +66,7 @@ wapim_testkit::both_backends! {
                 "/api/messages",
                 &who,
                 json!({"recipient": "0811010010010", "message_type": "image", "message": "Cek gambar",
-                       "file_url": "https://github.com/devlikeapro/waha/raw/core/examples/waha.jpg"}),
+                       "file_url": "http://127.0.0.1:9/examples/waha.jpg"}),
             )
             .await;
         assert_eq!(r.status, 200, "{}", r.text);
@@ -145,7 +145,7 @@ wapim_testkit::both_backends! {
 
         let put = json!({"session_id": "wapi-test", "is_queue": false, "recipient": "0811010010010",
                          "message_type": "text", "message": "Hola",
-                         "file_url": "https://github.com/devlikeapro/waha/raw/core/examples/waha.jpg",
+                         "file_url": "http://127.0.0.1:9/examples/waha.jpg",
                          "schedule_at": "2025-09-08 10:00:00"});
         let r = app
             .request(
