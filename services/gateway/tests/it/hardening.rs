@@ -200,7 +200,7 @@ wapim_testkit::both_backends! {
         assert_eq!(r.status, 200, "{}", r.text);
         assert_eq!(show(waiting).await["status"], "pending", "what the device's deletion cancelled");
         let still = app
-            .get(&format!("/api/messages?trashed=only"), &As::Operator)
+            .get("/api/messages?trashed=only", &As::Operator)
             .await;
         assert_eq!(still.body["data"]["list"][0]["id"], deleted_first);
         assert_eq!(still.body["data"]["list"][0]["status"], "cancelled", "not revived by the device");
