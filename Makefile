@@ -16,7 +16,8 @@ services: ## Install/start what Wapim needs locally (libpq, PostgreSQL, cargo-ne
 build: ## Build every binary
 	cargo build --workspace --bins
 
-run: services ## Run the gateway on :8000 (prints a fresh operator token unless WAPIM_AUTH__ADMIN_TOKEN is set)
+run: ## Run the gateway on :8000 (prints a fresh operator token unless WAPIM_AUTH__ADMIN_TOKEN is set)
+	@case "$$WAPIM_DATABASE__URL" in sqlite://*) ;; *) bash .ci/services.sh ;; esac
 	@cargo build -p wapim-gateway --bin gateway
 	@if [ -z "$$WAPIM_AUTH__ADMIN_TOKEN" ]; then \
 	  export WAPIM_AUTH__ADMIN_TOKEN=$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'); \

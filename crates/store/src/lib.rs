@@ -78,7 +78,12 @@ impl DatabaseUrl {
             return Ok(DatabaseUrl::Postgres(url.to_owned()));
         }
         if let Some(path) = url.strip_prefix("sqlite://") {
-            let path = path.split('?').next().unwrap_or_default();
+            if path.contains('?') {
+                return Err(StoreError::BadUrl(
+                    "a SQLite URL takes no options (Wapim sets WAL mode and the rest itself)"
+                        .into(),
+                ));
+            }
             if path.is_empty() || path.ends_with('/') {
                 return Err(StoreError::BadUrl(
                     "a SQLite URL names a file: sqlite://wapim.db or sqlite:///var/lib/wapim/wapim.db"

@@ -175,7 +175,9 @@ pub fn insert_many(conn: &mut DbConn, rows: &[NewMessage]) -> Result<Vec<Message
                 .values(chunk)
                 .returning(messages::all_columns)
                 .get_results(pg)?;
-            // RETURNING order follows VALUES order in practice; sort to make it a guarantee.
+            // Ids come from the sequence as the VALUES rows are inserted, in order, so sorted ids
+            // are input order; RETURNING itself promises no order, hence the sort. (PostgreSQL
+            // does not document the evaluation order; the store's batch test would catch a change.)
             part.sort_by_key(|m| m.id);
             inserted.append(&mut part);
         }
@@ -339,8 +341,8 @@ pub fn update_pending(
     }
 }
 
-/// Moves one message to `to` from any of `from` (restricted to legal moves), stamping
-/// `status_updated_at`; `None` when the row is not in one of those statuses (any more).
+/// Moves one live message to `to` from any of `from` (restricted to legal moves), stamping
+/// `status_updated_at`; `None` when the row is deleted or not in one of those statuses (any more).
 pub fn set_status(
     conn: &mut DbConn,
     id: i64,
@@ -350,6 +352,7 @@ pub fn set_status(
 ) -> Result<Option<MessageRow>, StoreError> {
     Ok(diesel::update(messages::table)
         .filter(messages::id.eq(id))
+        .filter(messages::deleted_at.is_null())
         .filter(messages::status.eq_any(legal_sources(from, to)))
         .set((
             messages::status.eq(to.as_str()),

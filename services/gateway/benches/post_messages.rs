@@ -1,6 +1,6 @@
 //! `make bench-api`: `POST /api/messages` throughput and latency at fixed concurrency, beside
 //! `pgbench` inserting a row of the same width into the same table of the same database, in the
-//! same run, reported as ratios.
+//! same run, reported as ratios; and the same load on the SQLite backend (the single binary's).
 //!
 //! Knobs (environment): `BENCH_REQUESTS` per round (default 3000), `BENCH_CONCURRENCY`
 //! (default 16), `BENCH_ROUNDS` (default 3; medians are reported), `WAPIM_TEST_DATABASE_URL`
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use wapim_gateway::Application;
 use wapim_settings::Settings;
-use wapim_testkit::TestDatabase;
+use wapim_testkit::{TestBackend, TestDatabase};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -181,23 +181,15 @@ fn pgbench_round(
     })
 }
 
-fn main() {
-    // `cargo bench` passes --bench; `cargo test --benches` passes nothing: run a tiny smoke then.
-    let smoke = !std::env::args().any(|a| a == "--bench");
-    let requests = if smoke {
-        64
-    } else {
-        env_usize("BENCH_REQUESTS", 3000)
-    };
-    let concurrency = env_usize("BENCH_CONCURRENCY", 16);
-    let rounds = if smoke {
-        1
-    } else {
-        env_usize("BENCH_ROUNDS", 3)
-    };
-
-    let db = TestDatabase::create();
-    let db_url = db.url.clone();
+/// Serves a gateway on `db` and measures `rounds` rounds of POST /api/messages on it; with
+/// `pgbench`, each round is followed by a pgbench round on the same database and table.
+async fn bench_backend(
+    db: &TestDatabase,
+    concurrency: usize,
+    requests: usize,
+    rounds: usize,
+    pgbench: bool,
+) -> (Vec<Round>, Vec<Round>) {
     let admin = wapim_domain::token::generate_secret_token();
     let settings = Settings::load_from([
         ("WAPIM_DATABASE__URL".to_owned(), db.url.clone()),
@@ -213,77 +205,113 @@ fn main() {
         ("WAPIM_LOG__LEVEL".to_owned(), "warn".to_owned()),
     ])
     .expect("settings");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let pool = wapim_gateway::prepare_database(&settings.database)
+        .await
+        .expect("database");
+    let app = Application::build(&settings, pool, listener).expect("gateway");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let server = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::new();
+    let device: serde_json::Value = client
+        .post(format!("{base}/api/devices"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "Bench", "phone_number": "0811010010010"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = device["data"]["session_id"].as_str().unwrap().to_owned();
+    let token = device["data"]["secret_token"].as_str().unwrap().to_owned();
+    let device_id = device["data"]["id"].as_i64().unwrap();
+
+    // Warm both paths (connections, prepared statements, caches).
+    gateway_round(&base, &session, &token, concurrency * 4, concurrency).await;
+    let pgbench =
+        pgbench && pgbench_round(&db.url, device_id, concurrency * 4, concurrency).is_some();
+
+    let (mut gw, mut pg) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        gw.push(gateway_round(&base, &session, &token, requests, concurrency).await);
+        if pgbench {
+            let url = db.url.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                pgbench_round(&url, device_id, requests, concurrency)
+            })
+            .await
+            .unwrap();
+            pg.extend(r);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Stop serving before the database is dropped and the process exits, so no worker thread
+    // is mid-query while libpq and OpenSSL tear down.
+    server.stop(true).await;
+    (gw, pg)
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` passes nothing: run a tiny smoke then.
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let requests = if smoke {
+        64
+    } else {
+        env_usize("BENCH_REQUESTS", 3000)
+    };
+    let concurrency = env_usize("BENCH_CONCURRENCY", 16);
+    let rounds = if smoke {
+        1
+    } else {
+        env_usize("BENCH_ROUNDS", 3)
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(async move {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let pool = wapim_gateway::prepare_database(&settings.database)
-            .await
-            .expect("database");
-        let app = Application::build(&settings, pool, listener).expect("gateway");
-        let base = format!("http://127.0.0.1:{}", app.port());
-        let server = app.handle();
-        tokio::spawn(app.run_until_stopped());
-        let client = reqwest::Client::new();
-        let device: serde_json::Value = client
-            .post(format!("{base}/api/devices"))
-            .bearer_auth(&admin)
-            .json(&json!({"name": "Bench", "phone_number": "0811010010010"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let session = device["data"]["session_id"].as_str().unwrap().to_owned();
-        let token = device["data"]["secret_token"].as_str().unwrap().to_owned();
-        let device_id = device["data"]["id"].as_i64().unwrap();
+    let pg_db = TestDatabase::create_on(TestBackend::Postgres);
+    let (gw, pg) = runtime.block_on(bench_backend(&pg_db, concurrency, requests, rounds, true));
+    let lite_db = TestDatabase::create_on(TestBackend::Sqlite);
+    let (lite, _) = runtime.block_on(bench_backend(
+        &lite_db,
+        concurrency,
+        requests,
+        rounds,
+        false,
+    ));
+    drop(runtime);
 
-        // Warm both paths (connections, prepared statements, caches).
-        gateway_round(&base, &session, &token, concurrency * 4, concurrency).await;
-        let have_pgbench = pgbench_round(&db_url, device_id, concurrency * 4, concurrency).is_some();
-
-        let (mut gw, mut pg) = (Vec::new(), Vec::new());
-        for _ in 0..rounds {
-            gw.push(gateway_round(&base, &session, &token, requests, concurrency).await);
-            if have_pgbench {
-                let url = db_url.clone();
-                let r = tokio::task::spawn_blocking(move || pgbench_round(&url, device_id, requests, concurrency))
-                    .await
-                    .unwrap();
-                pg.extend(r);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        let med = |v: &[Round], f: fn(&Round) -> f64| median(v.iter().map(f).collect());
-        println!("POST /api/messages, {requests} requests x {rounds} rounds, concurrency {concurrency} (medians)");
+    let med = |v: &[Round], f: fn(&Round) -> f64| median(v.iter().map(f).collect());
+    println!("POST /api/messages, {requests} requests x {rounds} rounds, concurrency {concurrency} (medians)");
+    println!(
+        "  gateway on PostgreSQL : {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+        med(&gw, |r| r.throughput),
+        med(&gw, |r| r.p50_ms),
+        med(&gw, |r| r.p99_ms)
+    );
+    println!(
+        "  gateway on SQLite     : {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms   (one writer, WAL, same machine)",
+        med(&lite, |r| r.throughput),
+        med(&lite, |r| r.p50_ms),
+        med(&lite, |r| r.p99_ms)
+    );
+    if pg.is_empty() {
+        println!("  pgbench               : not available (install postgresql-client / contrib); no baseline");
+    } else {
         println!(
-            "  gateway : {:>9.0} req/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
-            med(&gw, |r| r.throughput),
-            med(&gw, |r| r.p50_ms),
-            med(&gw, |r| r.p99_ms)
-        );
-        if pg.is_empty() {
-            println!("  pgbench : not available (install postgresql-client / contrib); no baseline");
-        } else {
-        println!(
-            "  pgbench : {:>9.0} tx/s    p50 {:>7.2} ms   p99 {:>7.2} ms   (same INSERT ... RETURNING, same table)",
+            "  pgbench               : {:>9.0} tx/s    p50 {:>7.2} ms   p99 {:>7.2} ms   (same INSERT ... RETURNING, same table)",
             med(&pg, |r| r.throughput),
             med(&pg, |r| r.p50_ms),
             med(&pg, |r| r.p99_ms)
         );
         println!(
-            "  ratio   : throughput gateway/pgbench = {:.2}   p50 latency gateway/pgbench = {:.2}",
+            "  ratio                 : throughput gateway(PostgreSQL)/pgbench = {:.2}   p50 latency gateway/pgbench = {:.2}",
             med(&gw, |r| r.throughput) / med(&pg, |r| r.throughput),
             med(&gw, |r| r.p50_ms) / med(&pg, |r| r.p50_ms)
         );
-        }
-        // Stop serving before the database is dropped and the process exits, so no worker
-        // thread is mid-query while libpq and OpenSSL tear down.
-        server.stop(true).await;
-    });
-    drop(runtime);
-    drop(db);
+    }
+    drop(pg_db);
+    drop(lite_db);
 }
