@@ -123,8 +123,7 @@ pub fn update(
 }
 
 /// Soft-deletes a device (operator only) and, in the same transaction, cancels its pending
-/// messages (reason `device_deleted`): nothing is sent for a deleted device. Call it inside a
-/// transaction.
+/// messages (reason `device_deleted`): nothing is sent for a deleted device.
 pub fn delete(
     conn: &mut DbConn,
     actor: &Actor,
@@ -133,14 +132,15 @@ pub fn delete(
 ) -> Result<DeviceRow, AppError> {
     own(actor, id)?;
     actor.require_operator()?;
-    let row = devices::soft_delete(conn, id, now)?;
-    messages::cancel_pending_of_device(conn, id, now)?;
-    Ok(row)
+    wapim_store::transaction(conn, |conn| {
+        let row = devices::soft_delete(conn, id, now)?;
+        messages::cancel_pending_of_device(conn, id, now)?;
+        Ok(row)
+    })
 }
 
 /// Restores a deleted device (operator only) with its own session id, and brings back as
-/// `pending` what its deletion cancelled. A live device is returned as is. Call it inside a
-/// transaction.
+/// `pending` what its deletion cancelled, in one transaction. A live device is returned as is.
 pub fn restore(
     conn: &mut DbConn,
     actor: &Actor,
@@ -149,13 +149,13 @@ pub fn restore(
 ) -> Result<DeviceRow, AppError> {
     own(actor, id)?;
     actor.require_operator()?;
-    match devices::undelete(conn, id, now)? {
+    wapim_store::transaction(conn, |conn| match devices::undelete(conn, id, now)? {
         Some(row) => {
             messages::revive_cancelled_of_device(conn, id, now)?;
             Ok(row)
         }
         None => Ok(devices::find(conn, id, false)?),
-    }
+    })
 }
 
 /// A device sees only itself: any other id is 404 (not 403), so ids of other tenants are not

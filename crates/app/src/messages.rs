@@ -73,7 +73,7 @@ fn fields_of(d: &MessageDraft) -> MessageFields {
 
 fn draft_of(row: &MessageRow) -> Result<MessageDraft, AppError> {
     let bad = |what: &str| {
-        AppError::Store(StoreError::Migration(format!(
+        AppError::Store(StoreError::Inconsistent(format!(
             "message {} has an unknown {what}",
             row.id
         )))
@@ -115,8 +115,20 @@ pub type BatchItemOutcome = Result<MessageRow, ValidationErrors>;
 
 /// Accepts the valid items of a batch under one `batch_id`, in one statement per
 /// [`messages::INSERT_CHUNK_ROWS`] rows; items refused by validation (or naming a session that
-/// is not the actor's) are reported in place. Call it inside a transaction.
+/// is not the actor's) are reported in place. One transaction: all valid items or none.
 pub fn accept_batch(
+    conn: &mut DbConn,
+    actor: &Actor,
+    items: &[Result<MessageInput, ValidationErrors>],
+    batch_id: &str,
+    now: NaiveDateTime,
+) -> Result<Vec<BatchItemOutcome>, AppError> {
+    wapim_store::transaction(conn, |conn| {
+        accept_batch_in(conn, actor, items, batch_id, now)
+    })
+}
+
+fn accept_batch_in(
     conn: &mut DbConn,
     actor: &Actor,
     items: &[Result<MessageInput, ValidationErrors>],
@@ -169,7 +181,7 @@ pub fn accept_batch(
                 .and_then(Option::take)
                 .map(Ok)
                 .ok_or_else(|| {
-                    AppError::Store(StoreError::Migration(
+                    AppError::Store(StoreError::Inconsistent(
                         "batch insert returned fewer rows than it was given".into(),
                     ))
                 }),
@@ -266,10 +278,19 @@ pub fn delete(
 
 /// Undoes a message's deletion. What its own deletion cancelled is `pending` again; any other
 /// status is kept. Refused (409) while its device is deleted: restore the device first. A live
-/// message is returned as is. Call it inside a transaction: the device's row stays locked until
-/// the commit, so a concurrent deletion of the device either comes first (409) or cancels the
+/// message is returned as is. One transaction, in which the device's row stays locked until the
+/// commit, so a concurrent deletion of the device either comes first (409) or cancels the
 /// revived message after it.
 pub fn restore(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: i64,
+    now: NaiveDateTime,
+) -> Result<MessageRow, AppError> {
+    wapim_store::transaction(conn, |conn| restore_in(conn, actor, id, now))
+}
+
+fn restore_in(
     conn: &mut DbConn,
     actor: &Actor,
     id: i64,

@@ -175,6 +175,10 @@ pub enum StoreError {
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migration(String),
+    /// The database holds or returned something Wapim cannot make sense of (an unknown enum
+    /// value, fewer rows than written): a bug or a hand edit, never the client's fault.
+    #[error("inconsistent data: {0}")]
+    Inconsistent(String),
 }
 
 impl StoreError {

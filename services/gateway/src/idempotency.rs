@@ -113,8 +113,9 @@ pub fn replay(
     }))
 }
 
-/// Runs `work` in a transaction and remembers its response under `key` (if any) in the same
-/// transaction; replays instead when the key was already used.
+/// Runs `work` and, with a key, remembers its response under `key` in the same transaction
+/// (replaying instead when the key was already used). Without a key `work` runs outside any
+/// transaction, so work of several statements must open its own.
 pub fn run<F>(
     conn: &mut DbConn,
     key: Option<&IdempotencyKey>,
@@ -127,7 +128,9 @@ where
 {
     let not_before = now - ttl;
     let Some(key) = key else {
-        let body = wapim_store::transaction(conn, work)?;
+        // No key, nothing to remember: `work` runs as it is (a single INSERT needs no BEGIN and
+        // COMMIT round trips; work of several statements opens its own transaction).
+        let body = work(conn)?;
         return Ok(Stored {
             status: 200,
             body,

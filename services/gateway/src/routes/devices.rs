@@ -152,7 +152,7 @@ pub async fn delete(
     let now = now_micros().naive_utc();
     let row = state
         .db
-        .run(move |c| wapim_store::transaction(c, |c| use_case::delete(c, &actor, id, now)))
+        .run(move |c| use_case::delete(c, &actor, id, now))
         .await?;
     state.credentials.forget(&row.session_id);
     Ok(ok(DELETED, DeviceView::new(row, BoolStyle::Int, None)))
@@ -169,7 +169,7 @@ pub async fn restore(
     let now = now_micros().naive_utc();
     let row = state
         .db
-        .run(move |c| wapim_store::transaction(c, |c| use_case::restore(c, &actor, id, now)))
+        .run(move |c| use_case::restore(c, &actor, id, now))
         .await?;
     Ok(ok(RESTORED, DeviceView::new(row, BoolStyle::Int, None)))
 }

@@ -237,7 +237,7 @@ pub async fn restore(
     let now = now_micros().naive_utc();
     let row = state
         .db
-        .run(move |c| wapim_store::transaction(c, |c| use_case::restore(c, &actor, id, now)))
+        .run(move |c| use_case::restore(c, &actor, id, now))
         .await?;
     Ok(ok(RESTORED, MessageView::new(row, BoolStyle::Int)))
 }
