@@ -52,6 +52,7 @@ fn new_message(
         session_id: device.session_id.clone(),
         batch_id: batch_id.map(str::to_owned),
         fields: fields_of(draft),
+        due_at: draft.schedule_at.map_or(now, |t| t.naive_utc()),
         created_at: now,
         updated_at: now,
     }
@@ -233,7 +234,10 @@ pub fn edit(
                 "A message cannot be moved to another session.",
             ));
         }
-        match messages::update_pending(conn, id, stored.revision, &fields_of(&draft), now) {
+        let due_at = draft
+            .schedule_at
+            .map_or(stored.created_at, |t| t.naive_utc());
+        match messages::update_pending(conn, id, stored.revision, &fields_of(&draft), due_at, now) {
             Err(StoreError::Stale) => continue,
             other => return Ok(other?),
         }

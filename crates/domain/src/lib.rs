@@ -5,6 +5,7 @@
 
 pub mod device;
 pub mod ids;
+pub mod jobs;
 pub mod media;
 pub mod message;
 pub mod phone;

@@ -12,6 +12,7 @@
 //! multi-row batch insert needs its own arm).
 
 pub mod devices;
+pub mod dispatch;
 pub mod idempotency;
 pub mod listing;
 pub mod messages;

@@ -70,6 +70,18 @@ pub struct MessageRow {
     pub revision: i64,
     /// Why it was cancelled (`message_deleted`, `device_deleted`), while it is.
     pub cancel_reason: Option<String>,
+    /// When it may be sent: `schedule_at`, or when it was accepted.
+    pub due_at: NaiveDateTime,
+    /// When the broker confirmed its send job; `None` while the relay still owes it.
+    pub published_at: Option<NaiveDateTime>,
+    /// A relay reserved it for publishing until then.
+    pub relay_lease_until: Option<NaiveDateTime>,
+    /// A dispatcher's claim (status `processing`) holds until then.
+    pub lease_until: Option<NaiveDateTime>,
+    /// WhatsApp message id generated before the send (NOWEB/GOWS), stored with the claim.
+    pub wa_message_id: Option<String>,
+    /// Sends tried so far.
+    pub attempts: i32,
 }
 
 impl MessageRow {
@@ -116,6 +128,8 @@ pub struct NewMessage {
     /// The content.
     #[diesel(embed)]
     pub fields: MessageFields,
+    /// When it may be sent (`schedule_at`, else `created_at`).
+    pub due_at: NaiveDateTime,
     /// UTC.
     pub created_at: NaiveDateTime,
     /// UTC.
@@ -297,7 +311,7 @@ fn filtered(filter: &MessageFilter) -> messages::BoxedQuery<'_, crate::Backend> 
 /// The statuses a guarded UPDATE may move from to reach `to`: `from` restricted to the legal
 /// moves of [`MessageStatus::can_move_to`], as text for the WHERE clause. Every status write of
 /// the store goes through here, so an illegal move can never be written.
-fn legal_sources(from: &[MessageStatus], to: MessageStatus) -> Vec<&'static str> {
+pub(crate) fn legal_sources(from: &[MessageStatus], to: MessageStatus) -> Vec<&'static str> {
     from.iter()
         .filter(|s| s.can_move_to(to))
         .map(|s| s.as_str())
@@ -308,11 +322,15 @@ fn legal_sources(from: &[MessageStatus], to: MessageStatus) -> Vec<&'static str>
 /// `revision`: both checks are in the UPDATE itself, so an edit can never race a dispatcher that
 /// has just claimed the row, nor overwrite a concurrent edit. `Status` when it is no longer
 /// pending, `Stale` when another edit came first, `NotFound` when it is gone.
+///
+/// The send job is owed again (`published_at` cleared, `due_at` from the new schedule): a job
+/// published for the old schedule finds the message not due and is dropped by the dispatcher.
 pub fn update_pending(
     conn: &mut DbConn,
     id: i64,
     revision: i64,
     fields: &MessageFields,
+    due_at: NaiveDateTime,
     now: NaiveDateTime,
 ) -> Result<MessageRow, StoreError> {
     let updated = diesel::update(messages::table)
@@ -322,6 +340,8 @@ pub fn update_pending(
         .filter(messages::revision.eq(revision))
         .set((
             fields,
+            messages::due_at.eq(due_at),
+            messages::published_at.eq(None::<NaiveDateTime>),
             messages::updated_at.eq(now),
             messages::revision.eq(messages::revision + 1),
         ))
@@ -442,6 +462,7 @@ pub fn undelete(
             messages::status.eq(to.as_str()),
             messages::status_updated_at.eq(now),
             messages::cancel_reason.eq(None::<String>),
+            messages::published_at.eq(None::<NaiveDateTime>),
         ))
         .returning(messages::all_columns)
         .get_result(conn)
@@ -496,6 +517,7 @@ pub fn revive_cancelled_of_device(
             messages::status_updated_at.eq(now),
             messages::updated_at.eq(now),
             messages::cancel_reason.eq(None::<String>),
+            messages::published_at.eq(None::<NaiveDateTime>),
             messages::revision.eq(messages::revision + 1),
         ))
         .execute(conn)?)

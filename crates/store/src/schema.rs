@@ -55,6 +55,12 @@ diesel::table! {
         deleted_at -> Nullable<Timestamp>,
         revision -> BigInt,
         cancel_reason -> Nullable<Text>,
+        due_at -> Timestamp,
+        published_at -> Nullable<Timestamp>,
+        relay_lease_until -> Nullable<Timestamp>,
+        lease_until -> Nullable<Timestamp>,
+        wa_message_id -> Nullable<Text>,
+        attempts -> Integer,
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod devices;
+mod dispatch;
 mod messages;
 mod support;
 mod urls;

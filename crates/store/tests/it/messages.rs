@@ -38,7 +38,7 @@ wapim_testkit::both_backends! {
         assert_eq!(claimed.revision, read_before_claim + 1, "a claim bumps the revision");
 
         let edit = text(RECIPIENT, "edited");
-        let stale = messages::update_pending(&mut conn, original.id, read_before_claim, &edit, now());
+        let stale = messages::update_pending(&mut conn, original.id, read_before_claim, &edit, now(), now());
         assert!(
             matches!(stale, Err(StoreError::Status(Processing))),
             "an edit carrying the revision read before the claim: {stale:?}"
@@ -48,7 +48,7 @@ wapim_testkit::both_backends! {
         // update_pending stops it; without that filter the UPDATE matches (id, live, revision)
         // and returns Ok with the new text on a message a dispatcher is sending, so this
         // assertion and the unchanged-text one below fail.
-        let current = messages::update_pending(&mut conn, original.id, claimed.revision, &edit, now());
+        let current = messages::update_pending(&mut conn, original.id, claimed.revision, &edit, now(), now());
         assert!(
             matches!(current, Err(StoreError::Status(Processing))),
             "an edit carrying the revision read after the claim: {current:?}"
@@ -88,7 +88,7 @@ wapim_testkit::both_backends! {
                     } else {
                         original.revision
                     };
-                    messages::update_pending(&mut conn_b, id, revision, &edit, now())
+                    messages::update_pending(&mut conn_b, id, revision, &edit, now(), now())
                 });
                 (a.join().unwrap(), b.join().unwrap())
             });
@@ -130,7 +130,7 @@ wapim_testkit::both_backends! {
         let read = original.revision;
 
         let t1 = later(1);
-        let first = messages::update_pending(&mut conn, original.id, read, &text(RECIPIENT, "first"), t1)
+        let first = messages::update_pending(&mut conn, original.id, read, &text(RECIPIENT, "first"), now(), t1)
             .expect("the first edit at the read revision succeeds");
         assert_eq!(first.message.as_deref(), Some("first"));
         assert_eq!(first.revision, read + 1);
@@ -140,7 +140,7 @@ wapim_testkit::both_backends! {
             &mut conn,
             original.id,
             read,
-            &text("6289999999999", "second"),
+            &text("6289999999999", "second"), now(),
             later(2),
         );
         assert!(matches!(second, Err(StoreError::Stale)), "{second:?}");
@@ -151,7 +151,7 @@ wapim_testkit::both_backends! {
         assert_same_row(&first, &after, "a stale edit writes nothing");
 
         // The current revision is accepted again.
-        let third = messages::update_pending(&mut conn, original.id, first.revision, &text(RECIPIENT, "third"), later(3))
+        let third = messages::update_pending(&mut conn, original.id, first.revision, &text(RECIPIENT, "third"), now(), later(3))
             .expect("an edit at the current revision succeeds");
         assert_eq!(third.message.as_deref(), Some("third"));
         assert_eq!(third.revision, read + 2);
@@ -159,7 +159,7 @@ wapim_testkit::both_backends! {
         // A deleted message is gone for edits.
         let gone = messages::insert(&mut conn, &new_message(&dev, RECIPIENT, "to delete")).unwrap();
         messages::cancel_and_delete(&mut conn, gone.id, now()).unwrap().expect("deletable");
-        let refused = messages::update_pending(&mut conn, gone.id, gone.revision + 1, &text(RECIPIENT, "x"), now());
+        let refused = messages::update_pending(&mut conn, gone.id, gone.revision + 1, &text(RECIPIENT, "x"), now(), now());
         assert!(matches!(refused, Err(StoreError::NotFound)), "{refused:?}");
     }
 

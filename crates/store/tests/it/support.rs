@@ -79,6 +79,7 @@ pub fn new_message(owner: &DeviceRow, recipient: &str, body: &str) -> NewMessage
         session_id: owner.session_id.clone(),
         batch_id: None,
         fields: text(recipient, body),
+        due_at: at,
         created_at: at,
         updated_at: at,
     }

@@ -1,0 +1,57 @@
+//! The jobs that travel through the queue: versioned JSON carrying ids, never message content
+//! (the content lives in the database, where edits and deletions take effect until the claim).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::MessageId;
+
+/// The wire version of every job body; a consumer refuses (dead-letters) versions it does not
+/// know instead of guessing.
+pub const JOB_VERSION: u32 = 1;
+
+/// A job on the send queue: `{"v": 1, "type": "send_message", "message_id": 42}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobEnvelope {
+    /// [`JOB_VERSION`].
+    pub v: u32,
+    /// What to do.
+    #[serde(flatten)]
+    pub job: Job,
+}
+
+/// What a job asks a dispatcher to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Job {
+    /// Send one stored message through WAHA (if it is still pending and due when claimed).
+    SendMessage {
+        /// The message.
+        message_id: MessageId,
+    },
+}
+
+impl JobEnvelope {
+    /// The current-version envelope of `job`.
+    pub fn new(job: Job) -> Self {
+        Self {
+            v: JOB_VERSION,
+            job,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wire_form_is_versioned_tagged_json_of_ids() {
+        let job = JobEnvelope::new(Job::SendMessage {
+            message_id: 42.into(),
+        });
+        let text = serde_json::to_string(&job).unwrap();
+        assert_eq!(text, r#"{"v":1,"type":"send_message","message_id":42}"#);
+        assert_eq!(serde_json::from_str::<JobEnvelope>(&text).unwrap(), job);
+        assert!(serde_json::from_str::<JobEnvelope>(r#"{"v":1,"type":"fly"}"#).is_err());
+    }
+}

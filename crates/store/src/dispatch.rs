@@ -1,0 +1,276 @@
+//! The send pipeline's writes: the relay's reservation and publication marks, the dispatcher's
+//! claim (`pending → processing` with a lease) and the outcomes it records, and the sweep of
+//! claims whose dispatcher died. Every status change goes through the legal moves of
+//! [`MessageStatus::can_move_to`].
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text, Timestamp};
+use wapim_domain::MessageStatus;
+
+use crate::messages::{legal_sources, MessageRow};
+use crate::schema::{devices, messages};
+use crate::{DbConn, StoreError};
+
+/// Reserves up to `limit` messages whose send job is owed (live, `pending`, due by `now`, not
+/// published, not reserved by a live relay) for `lease`, and returns their ids, oldest due
+/// first. On PostgreSQL the candidates are locked `FOR UPDATE SKIP LOCKED`, so relays on
+/// several gateway replicas never reserve the same rows; SQLite has one writer. A relay that
+/// dies after reserving loses nothing: the reservation expires and another relay takes the rows.
+/// backend-specific.
+pub fn reserve_due(
+    conn: &mut DbConn,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<i64>, StoreError> {
+    let owed = || {
+        messages::table
+            .filter(messages::status.eq(MessageStatus::Pending.as_str()))
+            .filter(messages::published_at.is_null())
+            .filter(messages::deleted_at.is_null())
+            .filter(messages::due_at.le(now))
+            .filter(
+                messages::relay_lease_until
+                    .is_null()
+                    .or(messages::relay_lease_until.lt(now)),
+            )
+            .order(messages::due_at.asc())
+            .limit(limit)
+            .select(messages::id)
+    };
+    if let DbConn::Pg(pg) = conn {
+        return pg.transaction(|pg| {
+            let ids: Vec<i64> = owed().for_update().skip_locked().load(pg)?;
+            if !ids.is_empty() {
+                diesel::update(messages::table.filter(messages::id.eq_any(&ids)))
+                    .set(messages::relay_lease_until.eq(lease_until))
+                    .execute(pg)?;
+            }
+            Ok::<_, StoreError>(ids)
+        });
+    }
+    // SQLite: one statement, so it takes the write lock before reading (a read-then-write
+    // transaction could not wait for another writer). diesel cannot alias the table for the
+    // self-referencing subquery, hence the SQL text (values are bound, never formatted in).
+    let mut ids: Vec<i64> = diesel::sql_query(
+        "UPDATE messages SET relay_lease_until = ? WHERE id IN (\
+           SELECT id FROM messages WHERE status = ? AND published_at IS NULL \
+           AND deleted_at IS NULL AND due_at <= ? \
+           AND (relay_lease_until IS NULL OR relay_lease_until < ?) \
+           ORDER BY due_at LIMIT ?) RETURNING id",
+    )
+    .bind::<Timestamp, _>(lease_until)
+    .bind::<Text, _>(MessageStatus::Pending.as_str())
+    .bind::<Timestamp, _>(now)
+    .bind::<Timestamp, _>(now)
+    .bind::<BigInt, _>(limit)
+    .load::<IdRow>(conn)?
+    .into_iter()
+    .map(|r| r.id)
+    .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// Marks messages whose send job the broker confirmed.
+pub fn mark_published(
+    conn: &mut DbConn,
+    ids: &[i64],
+    now: NaiveDateTime,
+) -> Result<usize, StoreError> {
+    Ok(
+        diesel::update(messages::table.filter(messages::id.eq_any(ids)))
+            .set((
+                messages::published_at.eq(now),
+                messages::relay_lease_until.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)?,
+    )
+}
+
+/// The earliest `due_at` among owed jobs that are not yet due (so the relay can sleep until
+/// then instead of polling).
+pub fn next_due(conn: &mut DbConn) -> Result<Option<NaiveDateTime>, StoreError> {
+    Ok(messages::table
+        .filter(messages::status.eq(MessageStatus::Pending.as_str()))
+        .filter(messages::published_at.is_null())
+        .filter(messages::deleted_at.is_null())
+        .select(diesel::dsl::min(messages::due_at))
+        .first(conn)?)
+}
+
+/// Claims a message for sending: `pending → processing` with a lease until `lease_until`, one
+/// more attempt, in one guarded UPDATE, only if it is live, due by `now` and its device is
+/// live. `None` when any of that is not so (edited to later, deleted, already claimed, sent):
+/// the job is then dropped, so a duplicated or redelivered job never causes a second send.
+pub fn claim(
+    conn: &mut DbConn,
+    id: i64,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+) -> Result<Option<MessageRow>, StoreError> {
+    let to = MessageStatus::Processing;
+    let live_device = devices::table
+        .filter(devices::id.eq(messages::device_id))
+        .filter(devices::deleted_at.is_null());
+    Ok(diesel::update(messages::table)
+        .filter(messages::id.eq(id))
+        .filter(messages::deleted_at.is_null())
+        .filter(messages::due_at.le(now))
+        .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Pending], to)))
+        .filter(diesel::dsl::exists(live_device))
+        .set((
+            messages::status.eq(to.as_str()),
+            messages::status_updated_at.eq(now),
+            messages::updated_at.eq(now),
+            messages::lease_until.eq(lease_until),
+            messages::attempts.eq(messages::attempts + 1),
+            messages::revision.eq(messages::revision + 1),
+        ))
+        .returning(messages::all_columns)
+        .get_result(conn)
+        .optional()?)
+}
+
+/// Stores the WhatsApp id generated for a claimed message, before WAHA is asked to send it: if
+/// the dispatcher dies during the send, the id is how the outcome is found out.
+pub fn set_wa_message_id(
+    conn: &mut DbConn,
+    id: i64,
+    wa_message_id: &str,
+) -> Result<bool, StoreError> {
+    Ok(diesel::update(
+        messages::table
+            .filter(messages::id.eq(id))
+            .filter(messages::status.eq(MessageStatus::Processing.as_str())),
+    )
+    .set(messages::wa_message_id.eq(wa_message_id))
+    .execute(conn)?
+        == 1)
+}
+
+/// Records a send WAHA accepted: `processing → sent` with WhatsApp's id and WAHA's answer.
+pub fn record_sent(
+    conn: &mut DbConn,
+    id: i64,
+    provider_message_id: &str,
+    api_response: &str,
+    now: NaiveDateTime,
+) -> Result<Option<MessageRow>, StoreError> {
+    let to = MessageStatus::Sent;
+    Ok(diesel::update(messages::table)
+        .filter(messages::id.eq(id))
+        .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Processing], to)))
+        .set((
+            messages::status.eq(to.as_str()),
+            messages::is_sent.eq(true),
+            messages::provider_message_id.eq(provider_message_id),
+            messages::api_response.eq(api_response),
+            messages::sent_at.eq(now),
+            messages::status_updated_at.eq(now),
+            messages::updated_at.eq(now),
+            messages::lease_until.eq(None::<NaiveDateTime>),
+            messages::revision.eq(messages::revision + 1),
+        ))
+        .returning(messages::all_columns)
+        .get_result(conn)
+        .optional()?)
+}
+
+/// Records a send that cannot succeed: `processing → failed` with the last error.
+pub fn record_failed(
+    conn: &mut DbConn,
+    id: i64,
+    api_response: &str,
+    now: NaiveDateTime,
+) -> Result<Option<MessageRow>, StoreError> {
+    let to = MessageStatus::Failed;
+    Ok(diesel::update(messages::table)
+        .filter(messages::id.eq(id))
+        .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Processing], to)))
+        .set((
+            messages::status.eq(to.as_str()),
+            messages::api_response.eq(api_response),
+            messages::status_updated_at.eq(now),
+            messages::updated_at.eq(now),
+            messages::lease_until.eq(None::<NaiveDateTime>),
+            messages::revision.eq(messages::revision + 1),
+        ))
+        .returning(messages::all_columns)
+        .get_result(conn)
+        .optional()?)
+}
+
+/// Gives a claimed message back: `processing → pending`, due again at `due_at`, its job owed
+/// again unless `published` says a delayed job is already on its way. `refund_attempt` for holds
+/// that must not burn attempts (the session is not WORKING).
+pub fn release(
+    conn: &mut DbConn,
+    id: i64,
+    due_at: NaiveDateTime,
+    published: bool,
+    refund_attempt: bool,
+    api_response: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<Option<MessageRow>, StoreError> {
+    let to = MessageStatus::Pending;
+    let refund = if refund_attempt { 1 } else { 0 };
+    Ok(diesel::update(messages::table)
+        .filter(messages::id.eq(id))
+        .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Processing], to)))
+        .set((
+            messages::status.eq(to.as_str()),
+            messages::due_at.eq(due_at),
+            messages::published_at.eq(published.then_some(now)),
+            messages::api_response.eq(api_response),
+            messages::attempts.eq(messages::attempts - refund),
+            messages::status_updated_at.eq(now),
+            messages::updated_at.eq(now),
+            messages::lease_until.eq(None::<NaiveDateTime>),
+            messages::revision.eq(messages::revision + 1),
+        ))
+        .returning(messages::all_columns)
+        .get_result(conn)
+        .optional()?)
+}
+
+/// Claims whose lease ran out by `now` (their dispatcher died or hung), oldest first.
+pub fn expired_claims(
+    conn: &mut DbConn,
+    now: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<MessageRow>, StoreError> {
+    Ok(messages::table
+        .filter(messages::status.eq(MessageStatus::Processing.as_str()))
+        .filter(messages::lease_until.lt(now))
+        .order(messages::lease_until.asc())
+        .limit(limit)
+        .select(MessageRow::as_select())
+        .load(conn)?)
+}
+
+/// Takes over an expired claim for reconciliation: extends its lease only if it is still the
+/// same expired claim (so two sweepers never reconcile one message at once).
+pub fn take_over_claim(
+    conn: &mut DbConn,
+    id: i64,
+    expired: NaiveDateTime,
+    lease_until: NaiveDateTime,
+) -> Result<bool, StoreError> {
+    Ok(diesel::update(
+        messages::table
+            .filter(messages::id.eq(id))
+            .filter(messages::status.eq(MessageStatus::Processing.as_str()))
+            .filter(messages::lease_until.eq(expired)),
+    )
+    .set(messages::lease_until.eq(lease_until))
+    .execute(conn)?
+        == 1)
+}
