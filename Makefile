@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # Local defaults; any WAPIM_* variable set in the environment wins.
 export WAPIM_DATABASE__URL ?= postgres://postgres@127.0.0.1:5432/wapim
 
-.PHONY: help services build run migrate test lint fmt bench-api clean
+.PHONY: help services build run dispatcher migrate test lint fmt bench-api bench-pipeline chaos replay-dlq clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -24,6 +24,19 @@ run: ## Run the gateway on :8000 (prints a fresh operator token unless WAPIM_AUT
 	  echo "Operator token for this run (Authorization: Bearer ...): $$WAPIM_AUTH__ADMIN_TOKEN"; \
 	fi; \
 	exec ./target/debug/gateway
+
+dispatcher: services ## Run a dispatcher (consumes send jobs, calls WAHA at WAPIM_WAHA__URL)
+	cargo run -q -p wapim-dispatcher --bin dispatcher
+
+bench-pipeline: services ## Send path end to end (accept → WAHA simulator) beside RabbitMQ alone
+	cargo bench -p wapim-dispatcher --bench pipeline
+
+chaos: services ## Soak: 10,000 messages through faults, dispatcher SIGKILLs, RabbitMQ and PostgreSQL restarts (restarts shared servers: run alone)
+	cargo build -q -p wapim-dispatcher --bins --examples
+	./target/debug/examples/chaos
+
+replay-dlq: ## Move dead-lettered send jobs back to the send queue (WAPIM_AMQP__URL)
+	cargo run -q -p wapim-dispatcher --bin dispatcher -- replay-dlq
 
 migrate: services ## Apply database migrations and exit
 	cargo run -q -p wapim-gateway --bin gateway -- migrate

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure what Wapim's tests and local runs need is installed and running on this machine:
-# the libpq headers (diesel's PostgreSQL driver links libpq), cargo-nextest, and PostgreSQL.
+# the libpq headers (diesel's PostgreSQL driver links libpq), cargo-nextest, PostgreSQL and
+# RabbitMQ (guest/guest on 127.0.0.1:5672). SQLite is compiled into the binaries.
 # Safe to run again: each step checks first.
 set -euo pipefail
 
@@ -49,3 +50,28 @@ if ! psql "postgres://postgres@127.0.0.1:5432/postgres" -Atqc 'SELECT 1' >/dev/n
   log "cannot connect as postgres@127.0.0.1 without a password; set WAPIM_TEST_DATABASE_URL"
 fi
 log "PostgreSQL is up"
+
+if ! command -v rabbitmq-server >/dev/null 2>&1; then
+  log "installing RabbitMQ"
+  apt_install rabbitmq-server
+fi
+amqp_up() { (exec 3<>/dev/tcp/127.0.0.1/5672) 2>/dev/null; }
+if ! amqp_up; then
+  log "starting RabbitMQ"
+  rabbitmq-server -detached >/dev/null 2>&1 || true
+fi
+for _ in $(seq 1 90); do
+  if amqp_up && rabbitmqctl -q status >/dev/null 2>&1; then
+    break
+  fi
+  sleep 1
+done
+if ! amqp_up; then
+  log "RabbitMQ did not answer on 127.0.0.1:5672 within 90 s"
+  exit 1
+fi
+rabbitmqctl -q await_startup >/dev/null 2>&1 || true
+# Tests and soaks declare queues under their own prefixes (t_<uuid>., chaos_<uuid>.); a test that
+# dies before deleting them would leave them forever. Unused test queues expire after 10 minutes.
+rabbitmqctl -q set_policy --apply-to queues wapim-test-expiry '^(t|chaos)_' '{"expires":600000}' >/dev/null 2>&1 || true
+log "RabbitMQ is up"

@@ -8,6 +8,7 @@
 pub mod credentials;
 pub mod devices;
 pub mod messages;
+pub mod relay;
 
 use wapim_domain::{DeviceId, MessageStatus, ValidationErrors};
 use wapim_store::StoreError;

@@ -315,3 +315,29 @@ fn restore_in(
     messages::undelete(conn, id, revive, now)?
         .map_or_else(|| Ok(messages::find(conn, id, None, true)?), Ok)
 }
+
+/// Sends a `failed` message again: the same record, a new round of attempts. Anything else is
+/// refused (422): a sent message is never sent twice by request.
+pub fn resend(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: i64,
+    now: NaiveDateTime,
+) -> Result<MessageRow, AppError> {
+    let current = messages::find(conn, id, actor.device_scope(), false)?;
+    if current.status != MessageStatus::Failed {
+        return Err(AppError::field(
+            "status",
+            format!(
+                "Only failed messages can be resent; this one is {}.",
+                current.status
+            ),
+        ));
+    }
+    wapim_store::dispatch::resend(conn, id, actor.device_scope(), now)?.ok_or_else(|| {
+        AppError::field(
+            "status",
+            "The message changed meanwhile and is no longer failed.",
+        )
+    })
+}

@@ -51,6 +51,95 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// Logging.
     pub log: LogSettings,
+    /// The message broker.
+    pub amqp: AmqpSettings,
+    /// The WAHA server sends go to.
+    pub waha: WahaSettings,
+    /// The outbox relay (in the gateway).
+    pub relay: RelaySettings,
+    /// The dispatcher.
+    pub dispatcher: DispatcherSettings,
+}
+
+/// `[amqp]`: where send jobs travel.
+#[derive(Clone, Deserialize)]
+pub struct AmqpSettings {
+    /// `amqp://user:pass@host:5672/vhost` (`WAPIM_AMQP__URL`), or `memory://` for the in-process
+    /// queue of a single process.
+    pub url: String,
+    /// Prefix of every exchange and queue name (`WAPIM_AMQP__PREFIX`).
+    pub prefix: String,
+    /// Deliveries of one job before it is dead-lettered (a job that crashes its consumer).
+    pub delivery_limit: u32,
+}
+
+/// Debug without the broker password.
+impl std::fmt::Debug for AmqpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = match self.url.split_once('@') {
+            Some((_, host)) => format!("amqp://[redacted]@{host}"),
+            None => self.url.clone(),
+        };
+        f.debug_struct("AmqpSettings")
+            .field("url", &url)
+            .field("prefix", &self.prefix)
+            .field("delivery_limit", &self.delivery_limit)
+            .finish()
+    }
+}
+
+/// `[waha]`: the WAHA server.
+#[derive(Clone, Deserialize)]
+pub struct WahaSettings {
+    /// Base URL (`WAPIM_WAHA__URL`).
+    pub url: String,
+    /// Sent as `X-Api-Key` (`WAPIM_WAHA__API_KEY`); empty sends none.
+    pub api_key: String,
+    /// Seconds to wait for WAHA's answer to a send (it may take ~75 s on GOWS).
+    pub timeout_secs: u64,
+}
+
+/// Debug without the API key.
+impl std::fmt::Debug for WahaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WahaSettings")
+            .field("url", &self.url)
+            .field("api_key", &"[redacted]")
+            .field("timeout_secs", &self.timeout_secs)
+            .finish()
+    }
+}
+
+/// `[relay]`: how the gateway publishes owed send jobs.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RelaySettings {
+    /// Publish from this process (`WAPIM_RELAY__ENABLED`).
+    pub enabled: bool,
+    /// Milliseconds between scans when nothing was owed (due jobs go out within this).
+    pub poll_ms: u64,
+    /// Jobs reserved per scan.
+    pub batch: i64,
+    /// Seconds a reservation holds before another relay may take the rows over.
+    pub lease_secs: u64,
+}
+
+/// `[dispatcher]`: consuming send jobs and calling WAHA (`WAPIM_DISPATCHER__*`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct DispatcherSettings {
+    /// Unacknowledged jobs one dispatcher holds at once (AMQP prefetch).
+    pub prefetch: u16,
+    /// Seconds a claim holds; past WAHA's own send timeout so a live send is never taken over.
+    pub lease_secs: u64,
+    /// Send attempts before a message is `failed` (timeouts, connection errors, 5xx).
+    pub max_attempts: i32,
+    /// First retry delay in milliseconds; doubles per attempt, with ±20 % jitter.
+    pub backoff_base_ms: u64,
+    /// Longest retry delay in milliseconds.
+    pub backoff_max_ms: u64,
+    /// Seconds a message waits while its WAHA session is not WORKING (no attempt is used).
+    pub hold_secs: u64,
+    /// Seconds between sweeps for claims whose dispatcher died.
+    pub sweep_secs: u64,
 }
 
 /// `[database]`: where and how to connect.
@@ -124,6 +213,9 @@ pub struct LimitSettings {
     pub batch_max_items: usize,
     /// Hours an `Idempotency-Key` replays its first response.
     pub idempotency_ttl_hours: u32,
+    /// Seconds `POST /api/messages` with `is_queue: false` waits for WAHA's answer before it
+    /// answers with the message still pending (it then goes on through the queue).
+    pub immediate_send_timeout_secs: u64,
 }
 
 /// `[log]`: what tracing prints.

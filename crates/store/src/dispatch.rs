@@ -274,3 +274,38 @@ pub fn take_over_claim(
     .execute(conn)?
         == 1)
 }
+
+/// Puts a `failed` message back to `pending` for a new round of attempts (same record): due now,
+/// its job owed again, attempts reset. `None` when it is not live and failed.
+pub fn resend(
+    conn: &mut DbConn,
+    id: i64,
+    device_id: Option<i64>,
+    now: NaiveDateTime,
+) -> Result<Option<MessageRow>, StoreError> {
+    let to = MessageStatus::Pending;
+    let mut target = diesel::update(messages::table)
+        .filter(messages::id.eq(id))
+        .filter(messages::deleted_at.is_null())
+        .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Failed], to)))
+        .into_boxed();
+    if let Some(device_id) = device_id {
+        target = target.filter(messages::device_id.eq(device_id));
+    }
+    Ok(target
+        .set((
+            messages::status.eq(to.as_str()),
+            messages::due_at.eq(now),
+            messages::published_at.eq(None::<NaiveDateTime>),
+            messages::relay_lease_until.eq(None::<NaiveDateTime>),
+            messages::lease_until.eq(None::<NaiveDateTime>),
+            messages::wa_message_id.eq(None::<String>),
+            messages::attempts.eq(0),
+            messages::status_updated_at.eq(now),
+            messages::updated_at.eq(now),
+            messages::revision.eq(messages::revision + 1),
+        ))
+        .returning(messages::all_columns)
+        .get_result(conn)
+        .optional()?)
+}

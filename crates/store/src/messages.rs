@@ -522,3 +522,12 @@ pub fn revive_cancelled_of_device(
         ))
         .execute(conn)?)
 }
+
+/// How many messages (deleted ones included) are in each status: operators' and soak tests'
+/// view of the pipeline.
+pub fn status_counts(conn: &mut DbConn) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(messages::table
+        .group_by(messages::status)
+        .select((messages::status, diesel::dsl::count_star()))
+        .load(conn)?)
+}

@@ -115,6 +115,9 @@ impl Application {
                 idempotency_ttl: chrono::Duration::hours(i64::from(
                     settings.limits.idempotency_ttl_hours,
                 )),
+                immediate_send_timeout: Duration::from_secs(
+                    settings.limits.immediate_send_timeout_secs,
+                ),
             },
         });
         let db = web::Data::new(db);
@@ -184,6 +187,11 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/messages/{id}/restore")
             .route(web::post().to(messages::restore))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/messages/{id}/resend")
+            .route(web::post().to(messages::resend))
             .default_service(web::to(method_not_allowed)),
     )
     .service(

@@ -54,6 +54,24 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if settings.relay.enabled {
+        let broker = wapim_broker::BrokerConfig {
+            url: settings.amqp.url.clone(),
+            prefix: settings.amqp.prefix.clone(),
+            prefetch: 1,
+            delivery_limit: settings.amqp.delivery_limit,
+        };
+        let relay = wapim_app::relay::RelayConfig {
+            batch: settings.relay.batch,
+            poll: std::time::Duration::from_millis(settings.relay.poll_ms),
+            lease: std::time::Duration::from_secs(settings.relay.lease_secs),
+        };
+        tokio::spawn(wapim_app::relay::connect_and_run(
+            db.pool().clone(),
+            broker,
+            relay,
+        ));
+    }
     let app = match Application::build(&settings, db, listener) {
         Ok(app) => app,
         Err(e) => {

@@ -18,6 +18,8 @@ pub struct Limits {
     pub batch_max_items: usize,
     /// How long idempotency keys replay.
     pub idempotency_ttl: chrono::Duration,
+    /// How long an immediate send (`is_queue: false`) waits for its outcome.
+    pub immediate_send_timeout: std::time::Duration,
 }
 
 /// Shared, read-only state of the gateway.

@@ -149,6 +149,12 @@ pub async fn create(
         .map_err(ApiError::Validation)?;
     let now = now_micros().naive_utc();
     let ttl = state.limits.idempotency_ttl;
+    let immediate = !input.draft.is_queue
+        && input
+            .draft
+            .schedule_at
+            .is_none_or(|at| at.naive_utc() <= now);
+    let scope = actor.clone();
     let stored = state
         .db
         .run(move |c| {
@@ -158,7 +164,37 @@ pub async fn create(
             })
         })
         .await?;
+    if immediate && !stored.replayed {
+        if let Some(id) = stored.body["data"]["id"].as_i64() {
+            let row = wait_for_outcome(&state, scope, id).await?;
+            return Ok(ok(ADDED, MessageView::new(row, BoolStyle::Json)));
+        }
+    }
     Ok(stored.into_response())
+}
+
+/// An immediate send (`is_queue: false`) answers with the send's outcome: the message as it
+/// is once it left `pending`/`processing`, or as it is when the configured wait runs out (it
+/// then goes on through the queue). The queue carries it like any other message; only the
+/// answer waits.
+async fn wait_for_outcome(
+    state: &State,
+    actor: wapim_app::Actor,
+    id: i64,
+) -> Result<wapim_store::messages::MessageRow, ApiError> {
+    let deadline = std::time::Instant::now() + state.limits.immediate_send_timeout;
+    loop {
+        let who = actor.clone();
+        let row = state.db.run(move |c| use_case::show(c, &who, id)).await?;
+        let settled = !matches!(
+            row.status,
+            MessageStatus::Pending | MessageStatus::Processing
+        );
+        if settled || std::time::Instant::now() >= deadline {
+            return Ok(row);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// `GET /messages/{id}`.
@@ -240,4 +276,20 @@ pub async fn restore(
         .run(move |c| use_case::restore(c, &actor, id, now))
         .await?;
     Ok(ok(RESTORED, MessageView::new(row, BoolStyle::Int)))
+}
+
+/// `POST /messages/{id}/resend`: a `failed` message goes back to `pending` (same record, new
+/// attempts); any other status is a 422.
+pub async fn resend(
+    state: State,
+    Authenticated(actor): Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let now = now_micros().naive_utc();
+    let row = state
+        .db
+        .run(move |c| use_case::resend(c, &actor, id, now))
+        .await?;
+    Ok(ok(MODIFIED, MessageView::new(row, BoolStyle::Int)))
 }

@@ -42,6 +42,12 @@ pub fn settings_for(db_url: &str, admin_token: &str, extra: &[(&str, &str)]) -> 
         ),
         ("WAPIM_AUTH__ADMIN_TOKEN".to_owned(), admin_token.to_owned()),
         ("WAPIM_HTTP__WORKERS".to_owned(), "2".to_owned()),
+        // No dispatcher runs in these tests: an immediate send answers at once, still pending
+        // (the dispatcher's tests cover the wait for the outcome).
+        (
+            "WAPIM_LIMITS__IMMEDIATE_SEND_TIMEOUT_SECS".to_owned(),
+            "0".to_owned(),
+        ),
     ];
     for (k, v) in extra {
         vars.push(((*k).to_owned(), (*v).to_owned()));

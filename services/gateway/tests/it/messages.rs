@@ -253,4 +253,28 @@ wapim_testkit::both_backends! {
             .await;
         assert_eq!(r.body["data"]["status"], "sent");
     }
+
+    async fn only_failed_messages_can_be_resent() {
+        let app = spawn_app().await;
+        app.create_device("WAPI Test").await;
+        let r = app.post("/api/messages", &As::Operator, text_message("wapi-test", "again")).await;
+        let id = r.body["data"]["id"].as_i64().unwrap();
+        let path = format!("/api/messages/{id}/resend");
+        let r = app.post(&path, &As::Operator, json!({})).await;
+        assert_eq!(r.status, 422, "a pending message: {}", r.text);
+        app.sql(&format!("UPDATE messages SET status = 'sent', is_sent = TRUE WHERE id = {id}"));
+        let r = app.post(&path, &As::Operator, json!({})).await;
+        assert_eq!(r.status, 422, "a sent message is never sent again by request: {}", r.text);
+        assert!(r.body["errors"]["status"][0].as_str().unwrap().contains("sent"));
+        app.sql(&format!(
+            "UPDATE messages SET status = 'failed', is_sent = FALSE, attempts = 5, api_response = '{{}}' WHERE id = {id}"
+        ));
+        let r = app.post(&path, &As::Operator, json!({})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["data"]["status"], "pending");
+        assert_eq!(r.body["data"]["id"], id, "the same record");
+        let (_, other) = app.create_device("Other").await;
+        let r = app.post(&path, &other, json!({})).await;
+        assert_eq!(r.status, 404, "another device's message");
+    }
 }

@@ -1,0 +1,44 @@
+//! The wire contracts in `proto/` describe the Rust types: every job the code produces validates
+//! against its committed JSON Schema, and what the schema refuses the code refuses too.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::{json, Value};
+use wapim_domain::jobs::{Job, JobEnvelope};
+
+fn schema(name: &str) -> jsonschema::Validator {
+    let path = format!("{}/../../proto/jobs/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).expect("the schema is committed");
+    let schema: Value = serde_json::from_str(&text).expect("the schema is JSON");
+    jsonschema::validator_for(&schema).expect("the schema compiles")
+}
+
+#[test]
+fn send_message_jobs_match_their_schema_both_ways() {
+    let validator = schema("send_message.v1.schema.json");
+    for id in [1_i64, 42, i64::MAX] {
+        let job = serde_json::to_value(JobEnvelope::new(Job::SendMessage {
+            message_id: id.into(),
+        }))
+        .unwrap();
+        assert!(validator.is_valid(&job), "{job}");
+        let back: JobEnvelope = serde_json::from_value(job).unwrap();
+        assert_eq!(
+            back.job,
+            Job::SendMessage {
+                message_id: id.into()
+            }
+        );
+    }
+    for bad in [
+        json!({"v": 1, "type": "send_message"}),
+        json!({"v": 1, "type": "send_message", "message_id": "42"}),
+        json!({"v": 1, "type": "fly", "message_id": 42}),
+        json!({"type": "send_message", "message_id": 42}),
+    ] {
+        assert!(!validator.is_valid(&bad), "the schema refuses {bad}");
+        assert!(
+            serde_json::from_value::<JobEnvelope>(bad.clone()).is_err(),
+            "the code refuses {bad} too"
+        );
+    }
+}

@@ -1,0 +1,17 @@
+//! Typed client for the WAHA (WhatsApp HTTP API) calls Wapim makes.
+//!
+//! [`WahaClient`] sends messages ([`SendRequest`] → [`Sent`], whichever engine answers),
+//! pre-generates message ids, looks messages up after a crash or a timeout, and reads a
+//! session's status. Every failure is a [`WahaError`] that says whether retrying can help.
+//! What Wapim relies on in WAHA's API is described in `shared/waha/README.md`.
+
+mod client;
+mod error;
+mod send;
+
+pub use client::{SessionInfo, WahaClient};
+pub use error::WahaError;
+pub use send::{bare_message_id, chat_id, RemoteFile, SendRequest, Sent};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,267 @@
+//! `make bench-pipeline`: the send path end to end (accept → relay → RabbitMQ → dispatcher →
+//! WAHA simulator), beside RabbitMQ itself (confirmed publish, then consume and ack of the same
+//! number of jobs through the same client) measured in the same run.
+//!
+//! 1. Throughput: `BENCH_MESSAGES` (default 5,000) accepted as batches of 1,000, timed from the
+//!    first accept until the simulator has recorded every send.
+//! 2. Latency at a fixed offered rate: `BENCH_RATE` messages/s (default 200) for `BENCH_SECONDS`
+//!    (default 10) through `POST /api/messages`, each measured from its acceptance (`created_at`)
+//!    to the simulator receiving the send.
+//!
+//! Everything runs in this process on the 2-core machine (gateway, relay, two dispatcher tasks,
+//! simulator, load generator), with PostgreSQL and RabbitMQ beside it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{json, Value};
+use wapim_app::relay::{Relay, RelayConfig};
+use wapim_broker::{Broker, BrokerConfig, Headers};
+use wapim_dispatcher::Dispatcher;
+use wapim_settings::{DispatcherSettings, Settings};
+use wapim_testkit::{TestBackend, TestDatabase};
+use wapim_waha::WahaClient;
+use wapim_waha_sim::{Engine, SessionStatus, SimConfig};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn amqp_url() -> String {
+    std::env::var("WAPIM_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// RabbitMQ alone: `n` confirmed publishes (64 in flight), then `n` consumes with acks.
+async fn raw_broker(n: usize) -> (f64, f64) {
+    let config = BrokerConfig {
+        url: amqp_url(),
+        prefix: format!("t_{}.", uuid::Uuid::new_v4().simple()),
+        prefetch: 64,
+        delivery_limit: 10,
+    };
+    let broker = Broker::connect(&config).await.unwrap();
+    let job = json!({"v": 1, "type": "send_message", "message_id": 1});
+    let started = Instant::now();
+    let mut set: tokio::task::JoinSet<Result<(), wapim_broker::BrokerError>> =
+        tokio::task::JoinSet::new();
+    for _ in 0..n {
+        if set.len() >= 64 {
+            set.join_next().await.unwrap().unwrap().unwrap();
+        }
+        let (b, j) = (broker.clone(), job.clone());
+        set.spawn(async move { b.publish(&j, &Headers::new()).await });
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap().unwrap();
+    }
+    let publish = n as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut consumer = broker.consumer("bench").await.unwrap();
+    for _ in 0..n {
+        consumer.next().await.unwrap().unwrap().ack().await.unwrap();
+    }
+    let consume = n as f64 / started.elapsed().as_secs_f64();
+    drop(consumer);
+    let _ = broker.delete_topology().await;
+    (publish, consume)
+}
+
+#[tokio::main]
+async fn main() {
+    let smoke = !std::env::args().any(|a| a == "--bench");
+    let messages = if smoke {
+        200
+    } else {
+        env_usize("BENCH_MESSAGES", 5000)
+    };
+    let rate = env_usize("BENCH_RATE", 200);
+    let seconds = if smoke {
+        1
+    } else {
+        env_usize("BENCH_SECONDS", 10)
+    };
+
+    let db = TestDatabase::create_on(TestBackend::Postgres);
+    let admin = wapim_domain::token::generate_secret_token();
+    let prefix = format!("t_{}.", uuid::Uuid::new_v4().simple());
+    let settings = Settings::load_from([
+        ("WAPIM_DATABASE__URL".to_owned(), db.url.clone()),
+        (
+            "WAPIM_DATABASE__CREATE_IF_MISSING".to_owned(),
+            "false".to_owned(),
+        ),
+        ("WAPIM_AUTH__ADMIN_TOKEN".to_owned(), admin.clone()),
+        ("WAPIM_LOG__LEVEL".to_owned(), "error".to_owned()),
+    ])
+    .unwrap();
+    let gateway_db = wapim_gateway::prepare_database(&settings.database)
+        .await
+        .unwrap();
+    let pool = gateway_db.pool().clone();
+    let app = wapim_gateway::Application::build(
+        &settings,
+        gateway_db,
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+    )
+    .unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    tokio::spawn(app.run_until_stopped());
+    let sim = wapim_waha_sim::start(
+        SimConfig::default(),
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+    )
+    .await
+    .unwrap();
+    let broker = Broker::connect(&BrokerConfig {
+        url: amqp_url(),
+        prefix: prefix.clone(),
+        prefetch: 64,
+        delivery_limit: 10,
+    })
+    .await
+    .unwrap();
+    let client = reqwest::Client::new();
+    let device: Value = client
+        .post(format!("{base}/api/devices"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "Bench", "phone_number": "0811010010010"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = device["data"]["secret_token"].as_str().unwrap().to_owned();
+    sim.ensure_session("bench", Engine::Gows, SessionStatus::Working);
+    tokio::spawn(
+        Relay::new(
+            pool.clone(),
+            broker.clone(),
+            RelayConfig {
+                batch: 500,
+                poll: Duration::from_millis(20),
+                lease: Duration::from_secs(30),
+            },
+        )
+        .run(),
+    );
+    let waha = WahaClient::new(&sim.base_url(), None, Duration::from_secs(10)).unwrap();
+    let settings = DispatcherSettings {
+        prefetch: 64,
+        lease_secs: 90,
+        max_attempts: 5,
+        backoff_base_ms: 100,
+        backoff_max_ms: 1000,
+        hold_secs: 1,
+        sweep_secs: 10,
+    };
+    for i in 0..2 {
+        let d = Dispatcher::new(pool.clone(), broker.clone(), waha.clone(), settings.clone());
+        tokio::spawn(async move { d.run(&format!("bench-{i}")).await });
+    }
+
+    // 1. Throughput.
+    let started = Instant::now();
+    for chunk in 0..messages.div_ceil(1000) {
+        let items: Vec<Value> = (chunk * 1000..((chunk + 1) * 1000).min(messages))
+            .map(|i| json!({"recipient": "0811010010011", "message_type": "text", "message": format!("t {i}")}))
+            .collect();
+        let r = client
+            .post(format!("{base}/api/messages-batch"))
+            .header("X-Session-Id", "bench")
+            .header("X-Session-Secret-Token", &token)
+            .json(&json!({ "items": items }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    while sim.sends().len() < messages {
+        assert!(started.elapsed() < Duration::from_secs(600), "stalled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let throughput = messages as f64 / started.elapsed().as_secs_f64();
+
+    // 2. Latency at a fixed offered rate.
+    sim.reset_records();
+    let total = rate * seconds;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let mut accepted: Vec<(String, SystemTime)> = Vec::with_capacity(total);
+    let mut tick = tokio::time::interval(interval);
+    let mut posts = tokio::task::JoinSet::new();
+    for i in 0..total {
+        tick.tick().await;
+        let (c, url, token) = (
+            client.clone(),
+            format!("{base}/api/messages"),
+            token.clone(),
+        );
+        posts.spawn(async move {
+            let text = format!("l {i}");
+            let r = c
+                .post(url)
+                .header("X-Session-Id", "bench")
+                .header("X-Session-Secret-Token", token)
+                .json(
+                    &json!({"recipient": "0811010010011", "message_type": "text", "message": text}),
+                )
+                .send()
+                .await
+                .unwrap();
+            let at = SystemTime::now();
+            assert_eq!(r.status(), 200);
+            (text, at)
+        });
+    }
+    while let Some(r) = posts.join_next().await {
+        accepted.push(r.unwrap());
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while sim.sends().len() < total && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let sends = sim.sends();
+    let received: std::collections::HashMap<String, SystemTime> = sends
+        .iter()
+        .map(|s| (s.body["text"].as_str().unwrap_or_default().to_owned(), s.at))
+        .collect();
+    let mut latencies: Vec<f64> = accepted
+        .iter()
+        .filter_map(|(text, at)| {
+            received
+                .get(text)
+                .map(|r| r.duration_since(*at).unwrap_or_default().as_secs_f64() * 1000.0)
+        })
+        .collect();
+    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+
+    let (publish, consume) = raw_broker(messages).await;
+    println!("send pipeline, PostgreSQL + RabbitMQ, 2 dispatcher tasks, WAHA simulator (all on this machine)");
+    println!("  end to end (accept → WAHA), {messages} messages : {throughput:>8.0} messages/s");
+    println!(
+        "  accept → WAHA at {rate}/s for {seconds} s       : p50 {:>6.1} ms   p99 {:>6.1} ms   ({} of {total} arrived)",
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 99.0),
+        latencies.len()
+    );
+    println!("  RabbitMQ alone, same client, {messages} jobs    : publish (confirmed) {publish:>8.0}/s   consume+ack {consume:>8.0}/s");
+    println!(
+        "  ratio end to end / RabbitMQ publish+consume : {:.2}",
+        throughput / (1.0 / (1.0 / publish + 1.0 / consume))
+    );
+    let _ = broker.delete_topology().await;
+    drop(db);
+}

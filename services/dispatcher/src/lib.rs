@@ -1,0 +1,499 @@
+//! Wapim's dispatcher: consumes send jobs, claims each message once, sends it through WAHA and
+//! records what happened.
+//!
+//! Exactly once, as the outside world can tell:
+//! - a job only names a message; the claim (`pending → processing` with a lease, in one guarded
+//!   UPDATE) is what decides who sends, so a duplicated or redelivered job sends nothing;
+//! - before a text is sent on NOWEB/GOWS, a WhatsApp id is generated and stored with the claim;
+//!   a message that already carries one (an earlier attempt died or timed out) is first looked
+//!   up on WAHA and recorded `sent` if it is there, so a retry never sends it twice;
+//! - a claim whose dispatcher died is swept when its lease (past WAHA's own send timeout) runs
+//!   out, and reconciled the same way: looked up, then sent again with the same id if absent;
+//! - where there is no id to look up (media, WEBJS), an outcome that is unknown (timeout, a
+//!   dispatcher that died mid-send) ends `failed` with that reason rather than risk a duplicate.
+//!
+//! Failures: timeouts before the request reached WAHA, connection errors and 5xx are retried with
+//! exponential backoff and jitter up to `max_attempts`, then `failed` with the last error; a 4xx
+//! that cannot succeed is `failed` at once; WAHA's 422 "session status is not as expected", an
+//! unknown session (404), a wrong API key and WhatsApp's reach-out timelock (463) hold the message
+//! (`pending` again after `hold_secs`, no attempt used).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{NaiveDateTime, TimeDelta};
+use rand::Rng;
+use wapim_broker::{Broker, Delivery};
+use wapim_domain::jobs::{Job, JobEnvelope, JOB_VERSION};
+use wapim_domain::time::now_micros;
+use wapim_domain::MessageType;
+use wapim_settings::DispatcherSettings;
+use wapim_store::messages::MessageRow;
+use wapim_store::{dispatch, DbConn, Pool, StoreError};
+use wapim_waha::{chat_id, RemoteFile, SendRequest, WahaClient, WahaError};
+
+/// Why handling one job stopped; the job is given back to the broker (redelivered later).
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    /// The database could not be used.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The broker failed to acknowledge or republish.
+    #[error("broker: {0}")]
+    Broker(#[from] wapim_broker::BrokerError),
+    /// A blocking task died.
+    #[error("task: {0}")]
+    Task(String),
+}
+
+/// What became of one job, for logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The job was not for a message that can be sent now (edited, deleted, already claimed or
+    /// sent, not due yet): dropped.
+    Skipped,
+    /// WAHA accepted it (or a lookup found it already sent).
+    Sent,
+    /// Given back to `pending`, due again later (retry or hold).
+    Deferred,
+    /// Ended `failed`.
+    Failed,
+    /// The job body was unreadable: dead-lettered.
+    DeadLettered,
+}
+
+/// Engines Wapim knows how to make crash-safe (pre-generated ids and message lookup).
+fn engine_has_ids(engine: Option<&str>) -> bool {
+    matches!(engine, Some("NOWEB") | Some("GOWS"))
+}
+
+/// Each session's engine as WAHA last reported it, and when it was asked.
+type EngineCache = Arc<Mutex<HashMap<String, (Option<String>, Instant)>>>;
+
+/// Consumes jobs and sends messages; cheap to clone (one per consumer task).
+#[derive(Clone)]
+pub struct Dispatcher {
+    pool: Pool,
+    broker: Broker,
+    waha: WahaClient,
+    settings: DispatcherSettings,
+    engines: EngineCache,
+}
+
+async fn blocking<T: Send + 'static>(
+    pool: &Pool,
+    work: impl FnOnce(&mut DbConn) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, DispatchError> {
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get()?;
+        work(&mut conn)
+    })
+    .await
+    .map_err(|e| DispatchError::Task(e.to_string()))?
+    .map_err(DispatchError::from)
+}
+
+fn now() -> NaiveDateTime {
+    now_micros().naive_utc()
+}
+
+fn secs(s: u64) -> TimeDelta {
+    TimeDelta::seconds(i64::try_from(s).unwrap_or(i64::MAX / 2_000))
+}
+
+fn error_json(e: &WahaError) -> String {
+    match e.body() {
+        Some(body) => serde_json::json!({ "error": e.to_string(), "waha": body }).to_string(),
+        None => serde_json::json!({ "error": e.to_string() }).to_string(),
+    }
+}
+
+impl Dispatcher {
+    /// A dispatcher over `pool`, consuming from `broker`, sending through `waha`.
+    pub fn new(pool: Pool, broker: Broker, waha: WahaClient, settings: DispatcherSettings) -> Self {
+        Self {
+            pool,
+            broker,
+            waha,
+            settings,
+            engines: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// Consumes jobs until the consumer ends, handling up to `prefetch` at once; reconnects the
+    /// consumer when its channel dies. Never returns unless the broker is gone for good.
+    pub async fn run(self, consumer_tag: &str) {
+        let sweeper = self.clone();
+        tokio::spawn(async move { sweeper.sweep_forever().await });
+        loop {
+            let mut consumer = match self.broker.consumer(consumer_tag).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot consume yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            let limit = Arc::new(tokio::sync::Semaphore::new(usize::from(
+                self.settings.prefetch.max(1),
+            )));
+            while let Some(next) = consumer.next().await {
+                let delivery = match next {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "consumer failed; reconnecting");
+                        break;
+                    }
+                };
+                let Ok(permit) = limit.clone().acquire_owned().await else {
+                    break;
+                };
+                let this = self.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    if let Err(e) = this.handle(delivery).await {
+                        tracing::warn!(error = %e, "job given back for redelivery");
+                    }
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// Handles one delivery to the end: acknowledges it when its outcome is recorded, gives it
+    /// back (nack, requeue) when the outcome could not be recorded.
+    pub async fn handle(&self, delivery: Delivery) -> Result<Outcome, DispatchError> {
+        let envelope: JobEnvelope = match delivery.job() {
+            Ok(job) => job,
+            Err(e) => {
+                tracing::error!(error = %e, "unreadable job; dead-lettering it");
+                delivery.dead_letter().await?;
+                return Ok(Outcome::DeadLettered);
+            }
+        };
+        if envelope.v != JOB_VERSION {
+            tracing::error!(
+                v = envelope.v,
+                "job of an unknown version; dead-lettering it"
+            );
+            delivery.dead_letter().await?;
+            return Ok(Outcome::DeadLettered);
+        }
+        let Job::SendMessage { message_id } = envelope.job;
+        match self.send_message(message_id.get()).await {
+            Ok(outcome) => {
+                delivery.ack().await?;
+                Ok(outcome)
+            }
+            Err(e) => {
+                // The database (or a task) failed: give the job back; the claim's lease protects
+                // against a double send when it comes again.
+                let _ = delivery.nack_requeue().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Claims and sends one message; the outcome is recorded before this returns.
+    pub async fn send_message(&self, id: i64) -> Result<Outcome, DispatchError> {
+        let at = now();
+        let lease_until = at + secs(self.settings.lease_secs);
+        let Some(row) =
+            blocking(&self.pool, move |c| dispatch::claim(c, id, at, lease_until)).await?
+        else {
+            return Ok(Outcome::Skipped);
+        };
+        // An earlier attempt generated an id: it may have been sent after all.
+        if let Some(wa_id) = row.wa_message_id.clone() {
+            match self.look_up(&row, &wa_id).await {
+                Ok(Some(found)) => return self.record_found(&row, &wa_id, found).await,
+                Ok(None) => {}
+                Err(e) => return self.after_failure(&row, e, false).await,
+            }
+        }
+        let engine = self.engine(&row.session_id).await;
+        let request = match self.request_for(&row, engine.as_deref()).await {
+            Ok(r) => r,
+            Err(e) => return self.after_failure(&row, e, false).await,
+        };
+        match self.waha.send(&row.session_id, &request).await {
+            Ok(sent) => {
+                let (id, response) = (row.id, sent.raw.to_string());
+                blocking(&self.pool, move |c| {
+                    dispatch::record_sent(c, id, &sent.id, &response, now())
+                })
+                .await?;
+                Ok(Outcome::Sent)
+            }
+            Err(e) => {
+                let has_handle = matches!(request, SendRequest::Text { id: Some(_), .. });
+                self.after_failure(&row, e, has_handle).await
+            }
+        }
+    }
+
+    async fn look_up(
+        &self,
+        row: &MessageRow,
+        wa_id: &str,
+    ) -> Result<Option<serde_json::Value>, WahaError> {
+        self.waha
+            .find_message(&row.session_id, &chat_id(&row.recipient), wa_id)
+            .await
+    }
+
+    async fn record_found(
+        &self,
+        row: &MessageRow,
+        wa_id: &str,
+        found: serde_json::Value,
+    ) -> Result<Outcome, DispatchError> {
+        let provider = found
+            .get("id")
+            .and_then(|v| {
+                v.as_str().map(str::to_owned).or_else(|| {
+                    v.get("_serialized")
+                        .and_then(|s| s.as_str())
+                        .map(str::to_owned)
+                })
+            })
+            .unwrap_or_else(|| format!("true_{}_{wa_id}", chat_id(&row.recipient)));
+        let (id, response) = (row.id, found.to_string());
+        blocking(&self.pool, move |c| {
+            dispatch::record_sent(c, id, &provider, &response, now())
+        })
+        .await?;
+        Ok(Outcome::Sent)
+    }
+
+    /// The engine of a session (cached five minutes); `None` when WAHA does not say.
+    async fn engine(&self, session: &str) -> Option<String> {
+        if let Ok(cache) = self.engines.lock() {
+            if let Some((engine, at)) = cache.get(session) {
+                if at.elapsed() < Duration::from_secs(300) {
+                    return engine.clone();
+                }
+            }
+        }
+        let engine = match self.waha.session(session).await {
+            Ok(Some(info)) => info.engine,
+            _ => None,
+        };
+        if let Ok(mut cache) = self.engines.lock() {
+            cache.insert(session.to_owned(), (engine.clone(), Instant::now()));
+        }
+        engine
+    }
+
+    /// WAHA's request for a message; a text on NOWEB/GOWS gets a pre-generated id, stored with
+    /// the claim before the send.
+    async fn request_for(
+        &self,
+        row: &MessageRow,
+        engine: Option<&str>,
+    ) -> Result<SendRequest, WahaError> {
+        let chat = chat_id(&row.recipient);
+        let file = || RemoteFile {
+            url: row.file_url.clone().unwrap_or_default(),
+            mimetype: row
+                .file_mimetype
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".to_owned()),
+            filename: row.file_filename.clone(),
+        };
+        let kind: MessageType = row.message_type.parse().map_err(|_| {
+            WahaError::InvalidResponse(format!("unknown type {}", row.message_type))
+        })?;
+        Ok(match kind {
+            MessageType::Text => {
+                let id = if engine_has_ids(engine) {
+                    let wa_id = self.waha.new_message_id(&row.session_id).await?;
+                    let (id, stored) = (row.id, wa_id.clone());
+                    let ok = blocking(&self.pool, move |c| {
+                        dispatch::set_wa_message_id(c, id, &stored)
+                    })
+                    .await
+                    .unwrap_or(false);
+                    // Without the id stored, the send would have no handle: do not send.
+                    if !ok {
+                        return Err(WahaError::Connect(
+                            "the generated message id could not be stored".into(),
+                        ));
+                    }
+                    Some(wa_id)
+                } else {
+                    None
+                };
+                SendRequest::Text {
+                    chat_id: chat,
+                    text: row.message.clone().unwrap_or_default(),
+                    id,
+                }
+            }
+            MessageType::Image => SendRequest::Image {
+                chat_id: chat,
+                file: file(),
+                caption: row.message.clone(),
+            },
+            MessageType::File => SendRequest::File {
+                chat_id: chat,
+                file: file(),
+                caption: row.message.clone(),
+            },
+            MessageType::Video => SendRequest::Video {
+                chat_id: chat,
+                file: file(),
+                caption: row.message.clone(),
+            },
+            MessageType::Audio => SendRequest::Voice {
+                chat_id: chat,
+                file: file(),
+            },
+        })
+    }
+
+    /// Records what a failed WAHA call means for the message. `has_handle`: the send carried a
+    /// stored id, so an unknown outcome can be looked up later instead of guessed.
+    async fn after_failure(
+        &self,
+        row: &MessageRow,
+        error: WahaError,
+        has_handle: bool,
+    ) -> Result<Outcome, DispatchError> {
+        let id = row.id;
+        let response = error_json(&error);
+        let at = now();
+        match &error {
+            WahaError::SessionNotWorking { .. }
+            | WahaError::SessionNotFound { .. }
+            | WahaError::Unauthorized
+            | WahaError::ReachOutTimelock { .. } => {
+                tracing::info!(message_id = id, error = %error, "held: the session cannot send now");
+                let due = at + secs(self.settings.hold_secs);
+                blocking(&self.pool, move |c| {
+                    dispatch::release(c, id, due, false, true, Some(&response), at)
+                })
+                .await?;
+                Ok(Outcome::Deferred)
+            }
+            WahaError::Timeout if !has_handle => {
+                // WAHA may still complete it and there is nothing to look it up by: the safe side
+                // is not to send it again.
+                let response = serde_json::json!({
+                    "error": "WAHA did not answer in time; the message may have been sent, so it is not retried (no id to check it by)",
+                })
+                .to_string();
+                blocking(&self.pool, move |c| {
+                    dispatch::record_failed(c, id, &response, at)
+                })
+                .await?;
+                Ok(Outcome::Failed)
+            }
+            WahaError::Timeout => {
+                // Keep the claim: when its lease runs out the sweep looks the id up (WAHA may
+                // still be sending it) before anything is sent again.
+                Ok(Outcome::Deferred)
+            }
+            e if e.is_retryable() && row.attempts < self.settings.max_attempts => {
+                let due = at + self.backoff(row.attempts);
+                blocking(&self.pool, move |c| {
+                    dispatch::release(c, id, due, false, false, Some(&response), at)
+                })
+                .await?;
+                Ok(Outcome::Deferred)
+            }
+            _ => {
+                blocking(&self.pool, move |c| {
+                    dispatch::record_failed(c, id, &response, at)
+                })
+                .await?;
+                Ok(Outcome::Failed)
+            }
+        }
+    }
+
+    /// Exponential backoff from `backoff_base_ms` per attempt, capped, with ±20 % jitter.
+    fn backoff(&self, attempts: i32) -> TimeDelta {
+        let exp = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
+        let base = self
+            .settings
+            .backoff_base_ms
+            .saturating_mul(2u64.saturating_pow(exp))
+            .min(self.settings.backoff_max_ms);
+        let jitter = rand::rng().random_range(0.8..1.2);
+        TimeDelta::milliseconds((base as f64 * jitter) as i64)
+    }
+
+    /// Reconciles claims whose lease ran out (their dispatcher died or WAHA never answered):
+    /// found on WAHA → `sent`; absent → `pending` again (sent again with the same id); no id to
+    /// look up → `failed` as an unknown outcome. Returns how many were handled.
+    pub async fn sweep_once(&self) -> Result<usize, DispatchError> {
+        let at = now();
+        let expired = blocking(&self.pool, move |c| dispatch::expired_claims(c, at, 100)).await?;
+        let mut handled = 0;
+        for row in expired {
+            let Some(old) = row.lease_until else { continue };
+            let (id, until) = (row.id, at + secs(self.settings.lease_secs));
+            if !blocking(&self.pool, move |c| {
+                dispatch::take_over_claim(c, id, old, until)
+            })
+            .await?
+            {
+                continue;
+            }
+            handled += 1;
+            match row.wa_message_id.clone() {
+                Some(wa_id) => match self.look_up(&row, &wa_id).await {
+                    Ok(Some(found)) => {
+                        self.record_found(&row, &wa_id, found).await?;
+                    }
+                    Ok(None) => {
+                        blocking(&self.pool, move |c| {
+                            dispatch::release(c, id, at, false, false, None, at)
+                        })
+                        .await?;
+                    }
+                    Err(e) => {
+                        tracing::warn!(message_id = id, error = %e, "cannot reconcile yet");
+                        let retry = at + self.backoff(1);
+                        blocking(&self.pool, move |c| {
+                            dispatch::take_over_claim(c, id, until, retry)
+                        })
+                        .await?;
+                    }
+                },
+                None if row.message_type == MessageType::Text.as_str()
+                    && engine_has_ids(self.engine(&row.session_id).await.as_deref()) =>
+                {
+                    // Its id is stored before any send: without one, the send never started.
+                    blocking(&self.pool, move |c| {
+                        dispatch::release(c, id, at, false, true, None, at)
+                    })
+                    .await?;
+                }
+                None => {
+                    let response = serde_json::json!({
+                        "error": "the dispatcher stopped during the send and there is no id to check it by; not retried to avoid a duplicate",
+                    })
+                    .to_string();
+                    blocking(&self.pool, move |c| {
+                        dispatch::record_failed(c, id, &response, at)
+                    })
+                    .await?;
+                }
+            }
+        }
+        Ok(handled)
+    }
+
+    async fn sweep_forever(&self) {
+        loop {
+            if let Err(e) = self.sweep_once().await {
+                tracing::warn!(error = %e, "lease sweep failed");
+            }
+            tokio::time::sleep(Duration::from_secs(self.settings.sweep_secs.max(1))).await;
+        }
+    }
+}

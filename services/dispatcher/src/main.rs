@@ -1,0 +1,121 @@
+//! The `dispatcher` binary: load settings, connect the database, the broker and WAHA, serve
+//! `/health/live` and `/health/ready` on `WAPIM_HTTP__PORT`, and consume send jobs.
+//! `dispatcher replay-dlq [max]` moves dead-lettered jobs back to the send queue;
+//! `dispatcher dlq-count` prints how many wait there.
+
+use std::net::TcpListener;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use actix_web::{web, App};
+use wapim_broker::{Broker, BrokerConfig};
+use wapim_dispatcher::Dispatcher;
+use wapim_settings::Settings;
+use wapim_waha::WahaClient;
+
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("dispatcher: {e}");
+    ExitCode::FAILURE
+}
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    wapim_telemetry::init(&settings.log.level, settings.log.format == "json");
+    let db = settings.database.clone();
+    let pool = match tokio::task::spawn_blocking(move || {
+        wapim_store::open(
+            &db.url,
+            db.create_if_missing,
+            db.pool_max_size,
+            Duration::from_secs(db.connect_timeout_secs),
+        )
+    })
+    .await
+    {
+        Ok(Ok((pool, _))) => pool,
+        Ok(Err(e)) => return fail(format_args!("database: {e}")),
+        Err(e) => return fail(e),
+    };
+    let broker = match Broker::connect(&BrokerConfig {
+        url: settings.amqp.url.clone(),
+        prefix: settings.amqp.prefix.clone(),
+        prefetch: settings.dispatcher.prefetch,
+        delivery_limit: settings.amqp.delivery_limit,
+    })
+    .await
+    {
+        Ok(b) => b,
+        Err(e) => return fail(format_args!("broker (WAPIM_AMQP__URL): {e}")),
+    };
+    match std::env::args().nth(1).as_deref() {
+        None | Some("serve") => {}
+        Some("replay-dlq") => {
+            let max = std::env::args()
+                .nth(2)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(usize::MAX);
+            return match broker.replay_dead_letters(max).await {
+                Ok(n) => {
+                    println!("dispatcher: {n} dead-lettered jobs moved back to the send queue");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            };
+        }
+        Some("dlq-count") => {
+            return match broker.dead_letter_count().await {
+                Ok(n) => {
+                    println!("{n}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(e),
+            };
+        }
+        Some(other) => {
+            return fail(format_args!(
+                "unknown command `{other}`; use `dispatcher` (serve), `dispatcher replay-dlq [max]` or `dispatcher dlq-count`"
+            ))
+        }
+    }
+    let api_key = Some(settings.waha.api_key.clone()).filter(|k| !k.is_empty());
+    let waha = match WahaClient::new(
+        &settings.waha.url,
+        api_key,
+        Duration::from_secs(settings.waha.timeout_secs),
+    ) {
+        Ok(w) => w,
+        Err(e) => return fail(format_args!("WAHA (WAPIM_WAHA__URL): {e}")),
+    };
+    let address = format!("{}:{}", settings.http.host, settings.http.port);
+    let listener = match TcpListener::bind(&address) {
+        Ok(l) => l,
+        Err(e) => return fail(format_args!("cannot listen on {address}: {e}")),
+    };
+    let health_db = web::Data::new(wapim_web::Db::new(
+        pool.clone(),
+        settings.database.max_queued_requests,
+    ));
+    let server = match wapim_web::server::serve(listener, 1, move || {
+        App::new()
+            .app_data(health_db.clone())
+            .configure(wapim_web::health::routes)
+            .default_service(web::to(wapim_web::route_not_found))
+    }) {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    let dispatcher = Dispatcher::new(pool, broker, waha, settings.dispatcher.clone());
+    let tag = format!("dispatcher-{}", std::process::id());
+    tracing::info!(%address, "dispatcher consuming send jobs");
+    tokio::select! {
+        () = dispatcher.run(&tag) => ExitCode::FAILURE,
+        r = server => match r {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(e),
+        },
+    }
+}

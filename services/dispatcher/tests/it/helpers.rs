@@ -1,0 +1,287 @@
+//! `Pipeline::start()`: the whole send path on real parts — the gateway on port 0 with its relay,
+//! RabbitMQ (a queue prefix of the test's own) or the in-process queue, the dispatcher, and the
+//! WAHA simulator on port 0 — over a fresh database of the test's backend.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use wapim_app::relay::{Relay, RelayConfig};
+use wapim_broker::{Broker, BrokerConfig};
+use wapim_dispatcher::Dispatcher;
+use wapim_settings::{DispatcherSettings, Settings};
+use wapim_store::Pool;
+use wapim_testkit::TestDatabase;
+use wapim_waha::WahaClient;
+use wapim_waha_sim::{Engine, SessionStatus, SimConfig, SimHandle};
+
+/// The RabbitMQ the tests use (`WAPIM_TEST_AMQP_URL`).
+pub fn amqp_url() -> String {
+    std::env::var("WAPIM_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// Settings fast enough for tests: short backoff and holds.
+pub fn test_dispatcher_settings() -> DispatcherSettings {
+    DispatcherSettings {
+        prefetch: 16,
+        lease_secs: 90,
+        max_attempts: 8,
+        backoff_base_ms: 50,
+        backoff_max_ms: 400,
+        hold_secs: 1,
+        sweep_secs: 1,
+    }
+}
+
+/// Deletes the test's queues and exchanges when it ends (quorum queues are not free: a broker
+/// littered with thousands of them slows down for everyone).
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        if self.memory_queue {
+            return;
+        }
+        let config = BrokerConfig {
+            url: self.amqp_url.clone(),
+            prefix: self.prefix.clone(),
+            prefetch: 1,
+            delivery_limit: 10,
+        };
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(broker) = Broker::connect(&config).await {
+                    let _ = broker.delete_topology().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct Pipeline {
+    pub memory_queue: bool,
+    pub amqp_url: String,
+    pub db: TestDatabase,
+    pub pool: Pool,
+    pub base: String,
+    pub admin_token: String,
+    pub sim: SimHandle,
+    pub broker: Broker,
+    pub prefix: String,
+    pub client: reqwest::Client,
+    pub device: Value,
+    pub device_token: String,
+}
+
+pub struct Options {
+    pub engine: Engine,
+    pub dispatcher: DispatcherSettings,
+    pub run_dispatcher: bool,
+    pub run_relay: bool,
+    pub memory_queue: bool,
+    /// Overrides the RabbitMQ URL (e.g. through a proxy a test can cut).
+    pub amqp_url: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            engine: Engine::Gows,
+            dispatcher: test_dispatcher_settings(),
+            run_dispatcher: true,
+            run_relay: true,
+            memory_queue: false,
+            amqp_url: None,
+        }
+    }
+}
+
+impl Pipeline {
+    pub async fn start() -> Self {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Self {
+        let db = TestDatabase::create();
+        let admin_token = wapim_domain::token::generate_secret_token();
+        let prefix = format!("t_{}.", uuid::Uuid::new_v4().simple());
+        let settings = Settings::load_from([
+            ("WAPIM_DATABASE__URL".to_owned(), db.url.clone()),
+            ("WAPIM_DATABASE__POOL_MAX_SIZE".to_owned(), "8".to_owned()),
+            (
+                "WAPIM_DATABASE__CREATE_IF_MISSING".to_owned(),
+                "false".to_owned(),
+            ),
+            ("WAPIM_AUTH__ADMIN_TOKEN".to_owned(), admin_token.clone()),
+            ("WAPIM_HTTP__WORKERS".to_owned(), "2".to_owned()),
+            (
+                "WAPIM_LIMITS__IMMEDIATE_SEND_TIMEOUT_SECS".to_owned(),
+                "3".to_owned(),
+            ),
+        ])
+        .expect("settings");
+        let db_handle = wapim_gateway::prepare_database(&settings.database)
+            .await
+            .expect("database");
+        let pool = db_handle.pool().clone();
+        let app = wapim_gateway::Application::build(
+            &settings,
+            db_handle,
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+        )
+        .expect("gateway");
+        let base = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+
+        let sim = wapim_waha_sim::start(
+            SimConfig::default(),
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+        )
+        .await
+        .expect("simulator");
+        let broker_url = options.amqp_url.clone().unwrap_or_else(amqp_url);
+        let broker = Broker::connect(&BrokerConfig {
+            url: if options.memory_queue {
+                "memory://".to_owned()
+            } else {
+                broker_url.clone()
+            },
+            prefix: prefix.clone(),
+            prefetch: options.dispatcher.prefetch,
+            delivery_limit: 10,
+        })
+        .await
+        .expect("broker");
+
+        let client = reqwest::Client::new();
+        let r: Value = client
+            .post(format!("{base}/api/devices"))
+            .bearer_auth(&admin_token)
+            .json(&json!({"name": "WAPI Test", "phone_number": "0811010010010"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let device = r["data"].clone();
+        let device_token = device["secret_token"].as_str().unwrap().to_owned();
+        sim.ensure_session("wapi-test", options.engine, SessionStatus::Working);
+
+        let pipeline = Self {
+            memory_queue: options.memory_queue,
+            amqp_url: broker_url,
+            db,
+            pool,
+            base,
+            admin_token,
+            sim,
+            broker,
+            prefix,
+            client,
+            device,
+            device_token,
+        };
+        if options.run_relay {
+            pipeline.spawn_relay();
+        }
+        if options.run_dispatcher {
+            pipeline.spawn_dispatcher(options.dispatcher);
+        }
+        pipeline
+    }
+
+    pub fn relay(&self) -> Relay {
+        Relay::new(
+            self.pool.clone(),
+            self.broker.clone(),
+            RelayConfig {
+                batch: 500,
+                poll: Duration::from_millis(50),
+                lease: Duration::from_secs(30),
+            },
+        )
+    }
+
+    pub fn spawn_relay(&self) {
+        tokio::spawn(self.relay().run());
+    }
+
+    pub fn dispatcher(&self, settings: DispatcherSettings) -> Dispatcher {
+        let waha = WahaClient::new(&self.sim.base_url(), None, Duration::from_secs(5)).unwrap();
+        Dispatcher::new(self.pool.clone(), self.broker.clone(), waha, settings)
+    }
+
+    pub fn spawn_dispatcher(&self, settings: DispatcherSettings) {
+        let d = self.dispatcher(settings);
+        tokio::spawn(async move { d.run("test-dispatcher").await });
+    }
+
+    /// POSTs a message as the device; returns the stored record.
+    pub async fn post(&self, body: Value) -> Value {
+        let r = self
+            .client
+            .post(format!("{}/api/messages", self.base))
+            .header("X-Session-Id", "wapi-test")
+            .header("X-Session-Secret-Token", &self.device_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        v["data"].clone()
+    }
+
+    pub async fn text(&self, text: &str) -> i64 {
+        self.post(json!({"recipient": "0811010010011", "message_type": "text", "message": text}))
+            .await["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    pub async fn message(&self, id: i64) -> Value {
+        let v: Value = self
+            .client
+            .get(format!("{}/api/messages/{id}", self.base))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["data"].clone()
+    }
+
+    /// Waits (up to `within`) until the message's status is `status`; returns the record.
+    pub async fn wait_for_status(&self, id: i64, status: &str, within: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let m = self.message(id).await;
+            if m["status"] == status {
+                return m;
+            }
+            assert!(
+                started.elapsed() < within,
+                "message {id} is still {} after {within:?}: {m}",
+                m["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// How many sends the simulator recorded per message text.
+    pub fn sends_of(&self, text: &str) -> usize {
+        self.sim
+            .sends()
+            .iter()
+            .filter(|s| s.body["text"] == text || s.body["caption"] == text)
+            .count()
+    }
+}
