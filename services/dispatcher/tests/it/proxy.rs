@@ -1,6 +1,7 @@
 //! A TCP proxy in front of RabbitMQ whose connections a test can cut, to prove that the relay
 //! and the dispatcher reconnect by themselves when the broker connection drops mid-run.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::net::{TcpListener, TcpStream};
@@ -12,6 +13,7 @@ pub struct Proxy {
     pub port: u16,
     links: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accept: JoinHandle<()>,
+    down: Arc<AtomicBool>,
 }
 
 impl Proxy {
@@ -20,8 +22,15 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let registry = links.clone();
+        let down = Arc::new(AtomicBool::new(false));
+        let refusing = down.clone();
         let accept = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                if refusing.load(Ordering::SeqCst) {
+                    // "Broker down": the connection is closed before any AMQP byte.
+                    drop(inbound);
+                    continue;
+                }
                 let link = tokio::spawn(async move {
                     if let Ok(mut outbound) = TcpStream::connect(target).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
@@ -34,6 +43,16 @@ impl Proxy {
             port,
             links,
             accept,
+            down,
+        }
+    }
+
+    /// While down, new connections are closed at once and open ones are cut, as with a broker
+    /// that is stopped; up again, connections pass.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+        if down {
+            self.cut();
         }
     }
 

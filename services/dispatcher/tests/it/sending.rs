@@ -294,4 +294,36 @@ wapim_testkit::both_backends! {
             assert_eq!(p.sends_of(text), 1, "{text}");
         }
     }
+
+    async fn rabbitmq_down_when_messages_are_accepted_loses_nothing_and_the_backlog_drains_later() {
+        let proxy = crate::proxy::Proxy::start("127.0.0.1:5672").await;
+        let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port);
+        // The pipeline's own broker (dispatcher) goes straight to RabbitMQ; the gateway's relay
+        // goes through the proxy, which is down: the gateway cannot publish at all.
+        let p = Pipeline::start_with(Options { run_relay: false, ..Options::default() }).await;
+        proxy.set_down(true);
+        tokio::spawn(wapim_app::relay::connect_and_run(
+            p.pool.clone(),
+            wapim_broker::BrokerConfig { url, prefix: p.prefix.clone(), prefetch: 1, delivery_limit: 10 },
+            wapim_app::relay::RelayConfig {
+                batch: 100,
+                poll: Duration::from_millis(50),
+                lease: Duration::from_secs(30),
+            },
+        ));
+        let mut ids = Vec::new();
+        for i in 0..10 {
+            ids.push(p.text(&format!("while down {i}")).await);
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(p.sim.sends().is_empty(), "nothing can be sent while the broker is down");
+        for id in &ids {
+            assert_eq!(p.message(*id).await["status"], "pending");
+        }
+        proxy.set_down(false);
+        for (i, id) in ids.iter().enumerate() {
+            p.wait_for_status(*id, "sent", Duration::from_secs(40)).await;
+            assert_eq!(p.sends_of(&format!("while down {i}")), 1);
+        }
+    }
 }
