@@ -6,7 +6,7 @@
 //! ids, message lookup, QR and pairing code, profile, contacts, lids), answering with WAHA's
 //! status codes, error shapes and per-engine send responses. Every request it receives is
 //! recorded and its body validated against WAHA's OpenAPI document
-//! (`shared/waha/openapi.json`, patched for its known quirks); each way a request breaks the
+//! (`proto/waha/openapi.json`, patched for its known quirks); each way a request breaks the
 //! API is a [`SimHandle::violations`] entry, while the request is still served. Tests drive it
 //! through [`SimHandle`] (in process) or the same controls under `/_sim/...` over HTTP.
 //!
@@ -44,12 +44,10 @@ pub use webhooks::sign_webhook_body;
 
 use sim::Sim;
 
-/// Where WAHA's OpenAPI document lives in this repository's layout
-/// (`/work/main/services/waha-sim` → `/work/shared/waha/openapi.json`).
-pub const DEFAULT_OPENAPI_PATH: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/waha/openapi.json"
-);
+/// Where WAHA's OpenAPI document lives in this repository (`proto/waha/openapi.json`, a
+/// verbatim copy of WAHA's published document; see `proto/waha/README.md`).
+pub const DEFAULT_OPENAPI_PATH: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../proto/waha/openapi.json");
 
 /// How a simulator behaves; `Default` suits tests (no acks, no API key, GOWS).
 #[derive(Debug, Clone)]
