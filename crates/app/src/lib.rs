@@ -108,6 +108,22 @@ impl From<ValidationErrors> for AppError {
     }
 }
 
+/// Runs blocking database work with a pooled connection on tokio's blocking pool, for the
+/// background loops (relay, dispatcher) that are not behind the web layer's admission limit. A
+/// task that died is reported as the database being unavailable (the caller retries).
+pub async fn with_connection<T: Send + 'static>(
+    pool: &wapim_store::Pool,
+    work: impl FnOnce(&mut wapim_store::DbConn) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let pool = pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = pool.get()?;
+        work(&mut conn)
+    })
+    .await
+    .map_err(|e| StoreError::Unavailable(format!("database task: {e}")))?
+}
+
 /// How many times a read-validate-write use case re-reads after a concurrent change before it
 /// gives up with a 409 (each retry re-applies the caller's change to the fresh row).
 pub const STALE_RETRIES: usize = 5;

@@ -25,7 +25,7 @@ pub enum RelayError {
     /// The broker refused or could not confirm a job.
     #[error("broker: {0}")]
     Broker(#[from] wapim_broker::BrokerError),
-    /// The blocking task died.
+    /// A publishing task died.
     #[error("relay task: {0}")]
     Task(String),
 }
@@ -53,14 +53,7 @@ async fn blocking<T: Send + 'static>(
     pool: &Pool,
     work: impl FnOnce(&mut wapim_store::DbConn) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, RelayError> {
-    let pool = pool.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get()?;
-        work(&mut conn)
-    })
-    .await
-    .map_err(|e| RelayError::Task(e.to_string()))?
-    .map_err(RelayError::from)
+    Ok(crate::with_connection(pool, work).await?)
 }
 
 impl Relay {

@@ -12,17 +12,18 @@
 //! simulator, load generator), with PostgreSQL and RabbitMQ beside it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
+#[path = "../harness.rs"]
+mod harness;
+
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Value};
 use wapim_app::relay::{Relay, RelayConfig};
 use wapim_broker::{Broker, BrokerConfig, Headers};
 use wapim_dispatcher::Dispatcher;
-use wapim_settings::{DispatcherSettings, Settings};
-use wapim_testkit::{TestBackend, TestDatabase};
+use wapim_settings::DispatcherSettings;
 use wapim_waha::WahaClient;
-use wapim_waha_sim::{Engine, SessionStatus, SimConfig};
+use wapim_waha_sim::{Engine, SessionStatus};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -94,37 +95,15 @@ async fn main() {
         env_usize("BENCH_SECONDS", 10)
     };
 
-    let db = TestDatabase::create_on(TestBackend::Postgres);
-    let admin = wapim_domain::token::generate_secret_token();
+    let harness::Stack {
+        db,
+        pool,
+        base,
+        admin,
+        sim,
+        ..
+    } = harness::start_stack().await;
     let prefix = format!("t_{}.", uuid::Uuid::new_v4().simple());
-    let settings = Settings::load_from([
-        ("WAPIM_DATABASE__URL".to_owned(), db.url.clone()),
-        (
-            "WAPIM_DATABASE__CREATE_IF_MISSING".to_owned(),
-            "false".to_owned(),
-        ),
-        ("WAPIM_AUTH__ADMIN_TOKEN".to_owned(), admin.clone()),
-        ("WAPIM_LOG__LEVEL".to_owned(), "error".to_owned()),
-    ])
-    .unwrap();
-    let gateway_db = wapim_gateway::prepare_database(&settings.database)
-        .await
-        .unwrap();
-    let pool = gateway_db.pool().clone();
-    let app = wapim_gateway::Application::build(
-        &settings,
-        gateway_db,
-        TcpListener::bind("127.0.0.1:0").unwrap(),
-    )
-    .unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    let sim = wapim_waha_sim::start(
-        SimConfig::default(),
-        TcpListener::bind("127.0.0.1:0").unwrap(),
-    )
-    .await
-    .unwrap();
     let broker = Broker::connect(&BrokerConfig {
         url: amqp_url(),
         prefix: prefix.clone(),

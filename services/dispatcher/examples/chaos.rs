@@ -9,8 +9,10 @@
 //! Knobs: `CHAOS_MESSAGES` (10000), `CHAOS_DISPATCHERS` (2).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../harness.rs"]
+mod harness;
+
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -18,9 +20,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use wapim_app::relay::RelayConfig;
 use wapim_broker::BrokerConfig;
-use wapim_settings::Settings;
-use wapim_testkit::{TestBackend, TestDatabase};
-use wapim_waha_sim::{Engine, Faults, SessionStatus, SimConfig};
+use wapim_testkit::TestDatabase;
+use wapim_waha_sim::{Engine, Faults, SessionStatus};
 
 const DEVICES: usize = 5;
 /// The queue's delivery limit, the same in every process (RabbitMQ refuses a redeclaration
@@ -143,37 +144,15 @@ async fn statuses(db: &TestDatabase) -> HashMap<String, i64> {
 async fn main() -> ExitCode {
     let total = env_usize("CHAOS_MESSAGES", 10_000);
     let dispatchers = env_usize("CHAOS_DISPATCHERS", 2);
-    let db = TestDatabase::create_on(TestBackend::Postgres);
-    let admin = wapim_domain::token::generate_secret_token();
+    let harness::Stack {
+        db,
+        pool,
+        settings,
+        base,
+        admin,
+        sim,
+    } = harness::start_stack().await;
     let prefix = format!("chaos_{}.", uuid::Uuid::new_v4().simple());
-    let settings = Settings::load_from([
-        ("WAPIM_DATABASE__URL".to_owned(), db.url.clone()),
-        (
-            "WAPIM_DATABASE__CREATE_IF_MISSING".to_owned(),
-            "false".to_owned(),
-        ),
-        ("WAPIM_AUTH__ADMIN_TOKEN".to_owned(), admin.clone()),
-        ("WAPIM_LOG__LEVEL".to_owned(), "error".to_owned()),
-    ])
-    .unwrap();
-    let gateway_db = wapim_gateway::prepare_database(&settings.database)
-        .await
-        .unwrap();
-    let pool = gateway_db.pool().clone();
-    let app = wapim_gateway::Application::build(
-        &settings,
-        gateway_db,
-        TcpListener::bind("127.0.0.1:0").unwrap(),
-    )
-    .unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    let sim = wapim_waha_sim::start(
-        SimConfig::default(),
-        TcpListener::bind("127.0.0.1:0").unwrap(),
-    )
-    .await
-    .unwrap();
     let broker = BrokerConfig {
         url: settings.amqp.url.clone(),
         prefix: prefix.clone(),

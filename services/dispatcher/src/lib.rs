@@ -42,9 +42,6 @@ pub enum DispatchError {
     /// The broker failed to acknowledge or republish.
     #[error("broker: {0}")]
     Broker(#[from] wapim_broker::BrokerError),
-    /// A blocking task died.
-    #[error("task: {0}")]
-    Task(String),
 }
 
 /// What became of one job, for logs and tests.
@@ -85,14 +82,7 @@ async fn blocking<T: Send + 'static>(
     pool: &Pool,
     work: impl FnOnce(&mut DbConn) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, DispatchError> {
-    let pool = pool.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = pool.get()?;
-        work(&mut conn)
-    })
-    .await
-    .map_err(|e| DispatchError::Task(e.to_string()))?
-    .map_err(DispatchError::from)
+    Ok(wapim_app::with_connection(pool, work).await?)
 }
 
 fn now() -> NaiveDateTime {
