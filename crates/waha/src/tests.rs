@@ -203,16 +203,16 @@ fn send_bodies_follow_wahas_request_schemas() {
     };
     let image = SendRequest::Image {
         chat_id: CHAT.into(),
-        file: file("image/jpeg", None, "https://cdn.example/a.jpg"),
+        file: file("image/jpeg", None, "http://127.0.0.1:9/a.jpg"),
         caption: Some("look".into()),
     };
     assert_eq!(
         image.body("dev"),
-        json!({"session": "dev", "chatId": CHAT, "file": {"mimetype": "image/jpeg", "url": "https://cdn.example/a.jpg"}, "caption": "look"})
+        json!({"session": "dev", "chatId": CHAT, "file": {"mimetype": "image/jpeg", "url": "http://127.0.0.1:9/a.jpg"}, "caption": "look"})
     );
     let doc = SendRequest::File {
         chat_id: CHAT.into(),
-        file: file("application/pdf", Some("a.pdf"), "https://cdn.example/x"),
+        file: file("application/pdf", Some("a.pdf"), "http://127.0.0.1:9/x"),
         caption: None,
     };
     assert_eq!(doc.endpoint(), "sendFile");
@@ -224,7 +224,7 @@ fn send_bodies_follow_wahas_request_schemas() {
         file: file(
             "video/mp4",
             None,
-            "https://cdn.example/media/clip.mp4?sig=1",
+            "http://127.0.0.1:9/media/clip.mp4?sig=1",
         ),
         caption: None,
     };
@@ -234,7 +234,7 @@ fn send_bodies_follow_wahas_request_schemas() {
     assert_eq!(body["asNote"], false);
     let video = SendRequest::Video {
         chat_id: CHAT.into(),
-        file: file("video/quicktime", None, "https://cdn.example/v/123"),
+        file: file("video/quicktime", None, "http://127.0.0.1:9/v/123"),
         caption: None,
     };
     assert_eq!(video.body("dev")["file"]["filename"], "video.mp4");
@@ -245,16 +245,16 @@ fn send_bodies_follow_wahas_request_schemas() {
         file: file(
             "audio/ogg; codecs=opus",
             Some("v.ogg"),
-            "https://cdn.example/v.ogg",
+            "http://127.0.0.1:9/v.ogg",
         ),
     };
     assert_eq!(
         voice.body("dev"),
-        json!({"session": "dev", "chatId": CHAT, "file": {"mimetype": "audio/ogg; codecs=opus", "url": "https://cdn.example/v.ogg"}, "convert": false})
+        json!({"session": "dev", "chatId": CHAT, "file": {"mimetype": "audio/ogg; codecs=opus", "url": "http://127.0.0.1:9/v.ogg"}, "convert": false})
     );
     let voice = SendRequest::Voice {
         chat_id: CHAT.into(),
-        file: file("audio/mpeg", None, "https://cdn.example/v.mp3"),
+        file: file("audio/mpeg", None, "http://127.0.0.1:9/v.mp3"),
     };
     assert_eq!(voice.body("dev")["convert"], true);
 }

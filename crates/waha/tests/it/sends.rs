@@ -28,7 +28,7 @@ fn every_kind() -> Vec<(SendKind, SendRequest)> {
             SendKind::Image,
             SendRequest::Image {
                 chat_id: chat_id.clone(),
-                file: file("https://cdn.example.test/a.jpg", "image/jpeg", None),
+                file: file("http://127.0.0.1:9/a.jpg", "image/jpeg", None),
                 caption: Some("a picture".into()),
             },
         ),
@@ -37,7 +37,7 @@ fn every_kind() -> Vec<(SendKind, SendRequest)> {
             SendRequest::File {
                 chat_id: chat_id.clone(),
                 file: file(
-                    "https://cdn.example.test/i.pdf",
+                    "http://127.0.0.1:9/i.pdf",
                     "application/pdf",
                     Some("invoice.pdf"),
                 ),
@@ -48,7 +48,7 @@ fn every_kind() -> Vec<(SendKind, SendRequest)> {
             SendKind::Video,
             SendRequest::Video {
                 chat_id: chat_id.clone(),
-                file: file("https://cdn.example.test/v.mp4", "video/mp4", None),
+                file: file("http://127.0.0.1:9/v.mp4", "video/mp4", None),
                 caption: Some("a clip".into()),
             },
         ),
@@ -57,7 +57,7 @@ fn every_kind() -> Vec<(SendKind, SendRequest)> {
             SendRequest::Voice {
                 chat_id,
                 file: file(
-                    "https://cdn.example.test/v.ogg",
+                    "http://127.0.0.1:9/v.ogg",
                     "audio/ogg; codecs=opus",
                     None,
                 ),
