@@ -221,11 +221,7 @@ fn send_bodies_follow_wahas_request_schemas() {
 
     let video = SendRequest::Video {
         chat_id: CHAT.into(),
-        file: file(
-            "video/mp4",
-            None,
-            "http://127.0.0.1:9/media/clip.mp4?sig=1",
-        ),
+        file: file("video/mp4", None, "http://127.0.0.1:9/media/clip.mp4?sig=1"),
         caption: None,
     };
     let body = video.body("dev");

@@ -56,11 +56,7 @@ fn every_kind() -> Vec<(SendKind, SendRequest)> {
             SendKind::Voice,
             SendRequest::Voice {
                 chat_id,
-                file: file(
-                    "http://127.0.0.1:9/v.ogg",
-                    "audio/ogg; codecs=opus",
-                    None,
-                ),
+                file: file("http://127.0.0.1:9/v.ogg", "audio/ogg; codecs=opus", None),
             },
         ),
     ]
