@@ -46,6 +46,7 @@ fn new_message(
     batch_id: Option<&str>,
     draft: &MessageDraft,
     now: NaiveDateTime,
+    traceparent: Option<&str>,
 ) -> NewMessage {
     NewMessage {
         device_id: device.id.get(),
@@ -55,6 +56,7 @@ fn new_message(
         due_at: draft.schedule_at.map_or(now, |t| t.naive_utc()),
         created_at: now,
         updated_at: now,
+        traceparent: traceparent.map(str::to_owned),
     }
 }
 
@@ -96,18 +98,20 @@ fn draft_of(row: &MessageRow) -> Result<MessageDraft, AppError> {
 }
 
 /// Accepts one validated message as `pending` for the actor's device (or the one the operator
-/// names). The single place a message enters the system.
+/// names). The single place a message enters the system. `traceparent`: the accepting
+/// request's W3C trace context, which the send continues.
 pub fn accept(
     conn: &mut DbConn,
     actor: &Actor,
     input: &MessageInput,
     now: NaiveDateTime,
+    traceparent: Option<&str>,
 ) -> Result<MessageRow, AppError> {
     let device = owning_device(conn, actor, input.session_id.as_deref())?
         .map_err(|m| AppError::field("session_id", m))?;
     Ok(messages::insert(
         conn,
-        &new_message(&device, None, &input.draft, now),
+        &new_message(&device, None, &input.draft, now, traceparent),
     )?)
 }
 
@@ -123,9 +127,10 @@ pub fn accept_batch(
     items: &[Result<MessageInput, ValidationErrors>],
     batch_id: &str,
     now: NaiveDateTime,
+    traceparent: Option<&str>,
 ) -> Result<Vec<BatchItemOutcome>, AppError> {
     wapim_store::transaction(conn, |conn| {
-        accept_batch_in(conn, actor, items, batch_id, now)
+        accept_batch_in(conn, actor, items, batch_id, now, traceparent)
     })
 }
 
@@ -135,6 +140,7 @@ fn accept_batch_in(
     items: &[Result<MessageInput, ValidationErrors>],
     batch_id: &str,
     now: NaiveDateTime,
+    traceparent: Option<&str>,
 ) -> Result<Vec<BatchItemOutcome>, AppError> {
     let mut devices_by_session: std::collections::HashMap<
         Option<String>,
@@ -161,7 +167,13 @@ fn accept_batch_in(
         match device {
             Ok(device) => {
                 slots.push(Ok(rows.len()));
-                rows.push(new_message(&device, Some(batch_id), &input.draft, now));
+                rows.push(new_message(
+                    &device,
+                    Some(batch_id),
+                    &input.draft,
+                    now,
+                    traceparent,
+                ));
             }
             Err(m) => {
                 let mut e = ValidationErrors::new();

@@ -14,7 +14,9 @@ use chrono::TimeDelta;
 use wapim_broker::{Broker, Headers};
 use wapim_domain::jobs::{Job, JobEnvelope};
 use wapim_domain::time::now_micros;
+use wapim_store::dispatch::OwedJob;
 use wapim_store::{dispatch, Pool, StoreError};
+use wapim_telemetry::TRACEPARENT;
 
 /// Why a relay pass stopped early; the next pass retries.
 #[derive(Debug, thiserror::Error)]
@@ -73,21 +75,26 @@ impl Relay {
         let now = now_micros().naive_utc();
         let lease = TimeDelta::from_std(self.config.lease).unwrap_or(TimeDelta::seconds(30));
         let batch = self.config.batch;
-        let ids = blocking(&self.pool, move |c| {
+        let owed = blocking(&self.pool, move |c| {
             dispatch::reserve_due(c, now, now + lease, batch)
         })
         .await?;
-        if ids.is_empty() {
+        if owed.is_empty() {
             return Ok(0);
         }
         let mut publishes = tokio::task::JoinSet::new();
-        for id in ids {
+        for OwedJob { id, traceparent } in owed {
             let broker = self.broker.clone();
             publishes.spawn(async move {
                 let job = JobEnvelope::new(Job::SendMessage {
                     message_id: id.into(),
                 });
-                broker.publish(&job, &Headers::new()).await.map(|()| id)
+                // The job continues the trace of the request that accepted the message.
+                let mut headers = Headers::new();
+                if let Some(traceparent) = traceparent {
+                    headers.insert(TRACEPARENT.to_owned(), traceparent);
+                }
+                broker.publish(&job, &headers).await.map(|()| id)
             });
         }
         let mut published = Vec::new();

@@ -17,13 +17,14 @@ use crate::{DbConn, StoreError};
 /// first. On PostgreSQL the candidates are locked `FOR UPDATE SKIP LOCKED`, so relays on
 /// several gateway replicas never reserve the same rows; SQLite has one writer. A relay that
 /// dies after reserving loses nothing: the reservation expires and another relay takes the rows.
+/// Each comes with the `traceparent` its job carries.
 /// backend-specific.
 pub fn reserve_due(
     conn: &mut DbConn,
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
     limit: i64,
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<Vec<OwedJob>, StoreError> {
     let owed = || {
         messages::table
             .filter(messages::status.eq(MessageStatus::Pending.as_str()))
@@ -37,46 +38,49 @@ pub fn reserve_due(
             )
             .order(messages::due_at.asc())
             .limit(limit)
-            .select(messages::id)
+            .select((messages::id, messages::traceparent))
     };
     if let DbConn::Pg(pg) = conn {
         return pg.transaction(|pg| {
-            let ids: Vec<i64> = owed().for_update().skip_locked().load(pg)?;
-            if !ids.is_empty() {
+            let owed: Vec<OwedJob> = owed().for_update().skip_locked().load(pg)?;
+            if !owed.is_empty() {
+                let ids: Vec<i64> = owed.iter().map(|o| o.id).collect();
                 diesel::update(messages::table.filter(messages::id.eq_any(&ids)))
                     .set(messages::relay_lease_until.eq(lease_until))
                     .execute(pg)?;
             }
-            Ok::<_, StoreError>(ids)
+            Ok::<_, StoreError>(owed)
         });
     }
     // SQLite: one statement, so it takes the write lock before reading (a read-then-write
     // transaction could not wait for another writer). diesel cannot alias the table for the
     // self-referencing subquery, hence the SQL text (values are bound, never formatted in).
-    let mut ids: Vec<i64> = diesel::sql_query(
+    let mut owed: Vec<OwedJob> = diesel::sql_query(
         "UPDATE messages SET relay_lease_until = ? WHERE id IN (\
            SELECT id FROM messages WHERE status = ? AND published_at IS NULL \
            AND deleted_at IS NULL AND due_at <= ? \
            AND (relay_lease_until IS NULL OR relay_lease_until < ?) \
-           ORDER BY due_at LIMIT ?) RETURNING id",
+           ORDER BY due_at LIMIT ?) RETURNING id, traceparent",
     )
     .bind::<Timestamp, _>(lease_until)
     .bind::<Text, _>(MessageStatus::Pending.as_str())
     .bind::<Timestamp, _>(now)
     .bind::<Timestamp, _>(now)
     .bind::<BigInt, _>(limit)
-    .load::<IdRow>(conn)?
-    .into_iter()
-    .map(|r| r.id)
-    .collect();
-    ids.sort_unstable();
-    Ok(ids)
+    .load::<OwedJob>(conn)?;
+    owed.sort_unstable_by_key(|o| o.id);
+    Ok(owed)
 }
 
-#[derive(QueryableByName)]
-struct IdRow {
+/// A send job the relay owes: the message it names and the trace it continues.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, QueryableByName)]
+pub struct OwedJob {
+    /// The message to send.
     #[diesel(sql_type = BigInt)]
-    id: i64,
+    pub id: i64,
+    /// W3C `traceparent` of the request that accepted it.
+    #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+    pub traceparent: Option<String>,
 }
 
 /// Marks messages whose send job the broker confirmed.

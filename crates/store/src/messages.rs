@@ -9,7 +9,7 @@ use crate::listing::{Page, Paged, Sort, Trashed};
 use crate::schema::messages;
 use crate::{DbConn, StoreError};
 
-/// Rows per multi-row INSERT: 1,000 rows × 15 columns stays far below PostgreSQL's 65,535 bind
+/// Rows per multi-row INSERT: 1,000 rows × 16 columns stays far below PostgreSQL's 65,535 bind
 /// parameters, whatever `batch_max_items` is set to.
 pub const INSERT_CHUNK_ROWS: usize = 1000;
 
@@ -82,6 +82,8 @@ pub struct MessageRow {
     pub wa_message_id: Option<String>,
     /// Sends tried so far.
     pub attempts: i32,
+    /// W3C `traceparent` of the request that accepted it; the relay and dispatcher continue it.
+    pub traceparent: Option<String>,
 }
 
 impl MessageRow {
@@ -134,6 +136,8 @@ pub struct NewMessage {
     pub created_at: NaiveDateTime,
     /// UTC.
     pub updated_at: NaiveDateTime,
+    /// W3C `traceparent` of the accepting request, if it was traced.
+    pub traceparent: Option<String>,
 }
 
 /// Columns a message list may be sorted by.

@@ -61,6 +61,7 @@ diesel::table! {
         lease_until -> Nullable<Timestamp>,
         wa_message_id -> Nullable<Text>,
         attempts -> Integer,
+        traceparent -> Nullable<Text>,
     }
 }
 

@@ -1,18 +1,151 @@
-//! Tracing set-up shared by every Wapim service (OTLP export joins in a later step).
+//! Tracing set-up shared by every Wapim service, and the W3C trace context that carries one trace
+//! from the gateway's request, through the message row and the queue, to the dispatcher's call
+//! to WAHA.
+//!
+//! Spans get OpenTelemetry (W3C) trace and span ids; nothing is exported yet (an OTLP exporter
+//! joins with the operations work), but every hop forwards the context as a `traceparent`, so an
+//! integrator's own trace (a `traceparent` header on the API call) reaches WAHA's request.
 
-use tracing_subscriber::{fmt, EnvFilter};
+use std::collections::HashMap;
 
-/// Installs the global subscriber: `RUST_LOG` if set, otherwise `level`; JSON lines when `json`.
+use opentelemetry::propagation::TextMapPropagator;
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::{filter_fn, EnvFilter};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, Layer};
+
+/// The W3C header that carries a trace context.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// Installs the global subscriber: log lines filtered by `RUST_LOG` if set, otherwise `level`
+/// (JSON lines when `json`), and OpenTelemetry span ids for every `info` (or more severe) span
+/// whatever the log level, so trace context propagates even when logs are quiet. Installs the
+/// W3C propagator that the HTTP server uses to continue an incoming `traceparent`.
 ///
 /// Safe to call more than once (tests start many apps in one process): later calls are no-ops.
 pub fn init(level: &str, json: bool) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_target(true);
-    let _ = if json {
-        builder.json().flatten_event(true).try_init()
+    let logs = fmt::layer().with_target(true);
+    let logs = if json {
+        logs.json().flatten_event(true).with_filter(filter).boxed()
     } else {
-        builder.try_init()
+        logs.with_filter(filter).boxed()
     };
+    let provider = SdkTracerProvider::builder().build();
+    let spans = tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("wapim"))
+        .with_filter(filter_fn(|meta| {
+            meta.is_span() && *meta.level() <= tracing::Level::INFO
+        }));
+    if tracing_subscriber::registry()
+        .with(logs)
+        .with(spans)
+        .try_init()
+        .is_ok()
+    {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        opentelemetry::global::set_tracer_provider(provider);
+    }
+}
+
+/// A W3C trace context (`traceparent`), as stored with a message and sent in AMQP and HTTP
+/// headers, so that work done later or elsewhere joins the trace that asked for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    traceparent: String,
+}
+
+impl TraceContext {
+    /// The context of the current span; `None` when there is none (telemetry not initialised,
+    /// or the span is disabled).
+    pub fn current() -> Option<Self> {
+        Self::of(&Span::current())
+    }
+
+    /// The context of `span`; `None` when it has no valid one.
+    pub fn of(span: &Span) -> Option<Self> {
+        let context = span.context();
+        if !context.span().span_context().is_valid() {
+            return None;
+        }
+        let mut carrier: HashMap<String, String> = HashMap::new();
+        TraceContextPropagator::new().inject_context(&context, &mut carrier);
+        carrier
+            .remove(TRACEPARENT)
+            .map(|traceparent| Self { traceparent })
+    }
+
+    /// A context received from elsewhere; `None` unless `traceparent` is a valid W3C one.
+    pub fn parse(traceparent: &str) -> Option<Self> {
+        let carrier = HashMap::from([(TRACEPARENT.to_owned(), traceparent.trim().to_owned())]);
+        let context = TraceContextPropagator::new().extract(&carrier);
+        let span = context.span();
+        let span_context = span.span_context();
+        span_context.is_valid().then(|| Self {
+            traceparent: traceparent.trim().to_ascii_lowercase(),
+        })
+    }
+
+    /// The `traceparent` header value.
+    pub fn traceparent(&self) -> &str {
+        &self.traceparent
+    }
+
+    /// The 32-hex-digit trace id (the part every hop of one trace shares).
+    pub fn trace_id(&self) -> &str {
+        self.traceparent.get(3..35).unwrap_or_default()
+    }
+
+    /// Makes this context the parent of `span` (before the span is entered), so the span and
+    /// everything under it join this trace.
+    pub fn adopt(&self, span: &Span) {
+        let carrier = HashMap::from([(TRACEPARENT.to_owned(), self.traceparent.clone())]);
+        let context = TraceContextPropagator::new().extract(&carrier);
+        let _ = span.set_parent(context);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn parses_valid_traceparents_only() {
+        let ctx = TraceContext::parse(PARENT).unwrap();
+        assert_eq!(ctx.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(ctx.traceparent(), PARENT);
+        assert!(TraceContext::parse("").is_none());
+        assert!(
+            TraceContext::parse("00-00000000000000000000000000000000-00f067aa0ba902b7-01")
+                .is_none()
+        );
+        assert!(TraceContext::parse("garbage").is_none());
+    }
+
+    #[test]
+    fn a_span_that_adopts_a_context_continues_its_trace() {
+        init("error", false);
+        let span = tracing::info_span!("child");
+        TraceContext::parse(PARENT).unwrap().adopt(&span);
+        let child = span.in_scope(TraceContext::current).unwrap();
+        assert_eq!(child.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(child.traceparent(), PARENT, "the child has its own span id");
+        let fresh = tracing::info_span!("root");
+        let root = TraceContext::of(&fresh).unwrap();
+        assert_ne!(
+            root.trace_id(),
+            child.trace_id(),
+            "a new root starts a new trace"
+        );
+    }
 }

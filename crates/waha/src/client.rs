@@ -140,7 +140,7 @@ impl WahaClient {
         url
     }
 
-    /// One request: JSON in, JSON out, non-2xx classified.
+    /// One request: JSON in, JSON out, non-2xx classified; carries the current `traceparent`.
     async fn call(
         &self,
         method: Method,
@@ -148,6 +148,10 @@ impl WahaClient {
         body: Option<Value>,
     ) -> Result<Value, WahaError> {
         let mut request = self.http.request(method, url);
+        // The call joins the trace of whatever asked for it (the job's, for a send).
+        if let Some(trace) = wapim_telemetry::TraceContext::current() {
+            request = request.header(wapim_telemetry::TRACEPARENT, trace.traceparent());
+        }
         if let Some(body) = &body {
             request = request.json(body);
         }

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{NaiveDateTime, TimeDelta};
 use rand::Rng;
+use tracing::Instrument;
 use wapim_broker::{Broker, Delivery};
 use wapim_domain::jobs::{Job, JobEnvelope, JOB_VERSION};
 use wapim_domain::time::now_micros;
@@ -31,6 +32,7 @@ use wapim_domain::MessageType;
 use wapim_settings::DispatcherSettings;
 use wapim_store::messages::MessageRow;
 use wapim_store::{dispatch, DbConn, Pool, StoreError};
+use wapim_telemetry::{TraceContext, TRACEPARENT};
 use wapim_waha::{chat_id, RemoteFile, SendRequest, WahaClient, WahaError};
 
 /// Why handling one job stopped; the job is given back to the broker (redelivered later).
@@ -172,7 +174,16 @@ impl Dispatcher {
             return Ok(Outcome::DeadLettered);
         }
         let Job::SendMessage { message_id } = envelope.job;
-        match self.send_message(message_id.get()).await {
+        // One trace from the accepting request to WAHA: the job's traceparent is the parent.
+        let span = tracing::info_span!("send_message", message_id = message_id.get());
+        if let Some(trace) = delivery
+            .headers()
+            .get(TRACEPARENT)
+            .and_then(|t| TraceContext::parse(t))
+        {
+            trace.adopt(&span);
+        }
+        match self.send_message(message_id.get()).instrument(span).await {
             Ok(outcome) => {
                 delivery.ack().await?;
                 Ok(outcome)

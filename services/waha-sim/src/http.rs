@@ -35,6 +35,12 @@ pub(crate) async fn dispatch(
         return control(&sim, &method, &segs[1..], &bytes);
     }
 
+    // Trace context as sent (WAHA ignores it; tests check that a send continues the trace).
+    let traceparent = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     // The body, as WAHA's JSON body parser would see it.
     let mut extra = Vec::new();
     let body: Option<Value> = if bytes.is_empty() {
@@ -55,7 +61,15 @@ pub(crate) async fn dispatch(
             Err(e) => {
                 let raw = Value::String(String::from_utf8_lossy(&bytes).into_owned());
                 extra.push(format!("body is not JSON: {e}"));
-                sim.record_call(&method, &path, &query, Some(&raw), extra, false);
+                sim.record_call(
+                    &method,
+                    &path,
+                    &query,
+                    Some(&raw),
+                    traceparent,
+                    extra,
+                    false,
+                );
                 return nest_error(
                     StatusCode::BAD_REQUEST,
                     json!(format!("Unexpected token in JSON: {e}")),
@@ -63,7 +77,15 @@ pub(crate) async fn dispatch(
             }
         }
     };
-    sim.record_call(&method, &path, &query, body.as_ref(), extra, true);
+    sim.record_call(
+        &method,
+        &path,
+        &query,
+        body.as_ref(),
+        traceparent,
+        extra,
+        true,
+    );
 
     if let Some(expected) = &sim.config.api_key {
         let given = req

@@ -196,6 +196,8 @@ pub struct RecordedCall {
     pub query: String,
     /// The JSON body; `null` when there was none, a string when it was not JSON.
     pub body: Value,
+    /// The W3C `traceparent` header, if the caller sent one.
+    pub traceparent: Option<String>,
     /// When it arrived (wall clock).
     #[serde(serialize_with = "system_time_ms", rename = "at_ms")]
     pub at: SystemTime,

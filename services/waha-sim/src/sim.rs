@@ -134,6 +134,7 @@ impl Sim {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    #[allow(clippy::too_many_arguments)]
     /// Records a received request and every way it breaks WAHA's API: `extra` problems found
     /// by the caller, plus the OpenAPI check when `check` (a body that is not JSON is not).
     pub(crate) fn record_call(
@@ -142,6 +143,7 @@ impl Sim {
         path: &str,
         query: &str,
         body: Option<&Value>,
+        traceparent: Option<String>,
         extra: Vec<String>,
         check: bool,
     ) {
@@ -155,6 +157,7 @@ impl Sim {
             path: path.to_owned(),
             query: query.to_owned(),
             body: body.cloned().unwrap_or(Value::Null),
+            traceparent,
             at: SystemTime::now(),
             instant: Instant::now(),
         });

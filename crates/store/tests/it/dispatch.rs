@@ -13,6 +13,10 @@ use crate::support::{device, later, migrated, new_message, now};
 
 const RECIPIENT: &str = "6281234567890";
 
+fn ids(owed: Vec<dispatch::OwedJob>) -> Vec<i64> {
+    owed.into_iter().map(|o| o.id).collect()
+}
+
 fn stored(conn: &mut DbConn, id: i64) -> MessageRow {
     messages::find(conn, id, None, true).expect("the message exists")
 }
@@ -28,20 +32,20 @@ wapim_testkit::both_backends! {
         let deleted = messages::insert(&mut conn, &new_message(&dev, RECIPIENT, "deleted")).unwrap();
         messages::cancel_and_delete(&mut conn, deleted.id, now()).unwrap();
 
-        let ids = dispatch::reserve_due(&mut conn, now(), later(30), 100).unwrap();
-        assert_eq!(ids, [due.id], "only the live, pending, due message");
+        let owed = dispatch::reserve_due(&mut conn, now(), later(30), 100).unwrap();
+        assert_eq!(ids(owed), [due.id], "only the live, pending, due message");
         assert!(
             dispatch::reserve_due(&mut conn, now(), later(30), 100).unwrap().is_empty(),
             "a reservation holds for its lease"
         );
         // A relay that died: its reservation expires and the job is owed again.
-        assert_eq!(dispatch::reserve_due(&mut conn, later(31), later(60), 100).unwrap(), [due.id]);
+        assert_eq!(ids(dispatch::reserve_due(&mut conn, later(31), later(60), 100).unwrap()), [due.id]);
         dispatch::mark_published(&mut conn, &[due.id], now()).unwrap();
         assert!(dispatch::reserve_due(&mut conn, later(120), later(150), 100).unwrap().is_empty());
         assert!(stored(&mut conn, due.id).published_at.is_some());
         // The future one becomes owed when due, and next_due says when.
         assert_eq!(dispatch::next_due(&mut conn).unwrap(), Some(future.due_at));
-        assert_eq!(dispatch::reserve_due(&mut conn, later(3601), later(3630), 100).unwrap(), [future.id]);
+        assert_eq!(ids(dispatch::reserve_due(&mut conn, later(3601), later(3630), 100).unwrap()), [future.id]);
     }
 
     async fn concurrent_relays_reserve_disjoint_rows() {
@@ -58,11 +62,11 @@ wapim_testkit::both_backends! {
                 barrier.wait();
                 let mut mine = Vec::new();
                 loop {
-                    let ids = dispatch::reserve_due(&mut c, now(), later(60), 7).unwrap();
-                    if ids.is_empty() {
+                    let owed = ids(dispatch::reserve_due(&mut c, now(), later(60), 7).unwrap());
+                    if owed.is_empty() {
                         break mine;
                     }
-                    mine.extend(ids);
+                    mine.extend(owed);
                 }
             };
             let a = s.spawn(run);
@@ -124,7 +128,7 @@ wapim_testkit::both_backends! {
         assert_eq!(held.attempts, 0, "a hold refunds the attempt");
         assert!(held.published_at.is_none(), "the job is owed again");
         assert!(dispatch::reserve_due(&mut conn, now(), later(60), 10).unwrap().is_empty(), "not before it is due");
-        assert_eq!(dispatch::reserve_due(&mut conn, later(31), later(60), 10).unwrap(), [c.id]);
+        assert_eq!(ids(dispatch::reserve_due(&mut conn, later(31), later(60), 10).unwrap()), [c.id]);
     }
 
     async fn expired_claims_are_found_and_taken_over_once() {

@@ -82,5 +82,6 @@ pub fn new_message(owner: &DeviceRow, recipient: &str, body: &str) -> NewMessage
         due_at: at,
         created_at: at,
         updated_at: at,
+        traceparent: None,
     }
 }

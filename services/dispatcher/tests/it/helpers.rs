@@ -107,6 +107,8 @@ impl Pipeline {
     }
 
     pub async fn start_with(options: Options) -> Self {
+        // As the services do: spans get W3C ids, so trace context propagates.
+        wapim_telemetry::init("warn", false);
         let db = TestDatabase::create();
         let admin_token = wapim_domain::token::generate_secret_token();
         let prefix = format!("t_{}.", uuid::Uuid::new_v4().simple());

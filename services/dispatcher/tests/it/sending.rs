@@ -47,6 +47,59 @@ wapim_testkit::both_backends! {
         assert!(violations.is_empty(), "every request follows WAHA's OpenAPI: {violations:?}");
     }
 
+    async fn one_trace_runs_from_the_accepting_request_to_the_waha_call() {
+        let p = Pipeline::start().await;
+        const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+        let incoming = format!("00-{TRACE}-00f067aa0ba902b7-01");
+        let as_device = |path: &str| {
+            p.client
+                .post(format!("{}{path}", p.base))
+                .header("X-Session-Id", "wapi-test")
+                .header("X-Session-Secret-Token", &p.device_token)
+                .header("traceparent", &incoming)
+        };
+        let r = as_device("/api/messages")
+            .json(&json!({"recipient": "0811010010011", "message_type": "text", "message": "traced"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let id = r.json::<serde_json::Value>().await.unwrap()["data"]["id"].as_i64().unwrap();
+        let r = as_device("/api/messages-batch")
+            .json(&json!({"items": [{"recipient": "0811010010011", "message_type": "text", "message": "traced in a batch"}]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let untraced = p.text("untraced").await;
+        p.wait_for_status(id, "sent", WAIT).await;
+        p.wait_for_status(untraced, "sent", WAIT).await;
+        let deadline = std::time::Instant::now() + WAIT;
+        while p.sends_of("traced in a batch") == 0 {
+            assert!(std::time::Instant::now() < deadline, "the batch item is never sent");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+
+        let calls = p.sim.calls();
+        let trace_of = |text: &str| {
+            calls
+                .iter()
+                .find(|c| c.path == "/api/sendText" && c.body["text"] == text)
+                .and_then(|c| c.traceparent.clone())
+                .unwrap_or_else(|| panic!("the send of {text:?} carries no traceparent: {calls:?}"))
+        };
+        for text in ["traced", "traced in a batch"] {
+            let sent = trace_of(text);
+            assert!(sent.starts_with(&format!("00-{TRACE}-")), "{text}: {sent} continues {incoming}");
+            assert_ne!(sent, incoming, "the dispatcher's call is a span of its own");
+        }
+        let own = trace_of("untraced");
+        assert!(!own.contains(TRACE), "a request without a traceparent starts its own trace: {own}");
+        // The pre-generated id is asked for inside the same trace.
+        assert!(calls.iter().any(|c| c.path.ends_with("/new-message-id")
+            && c.traceparent.as_deref().is_some_and(|t| t.contains(TRACE))));
+    }
+
     async fn a_scheduled_message_goes_out_when_due_and_not_before() {
         let p = Pipeline::start().await;
         let due = chrono::Utc::now() + chrono::TimeDelta::seconds(3);

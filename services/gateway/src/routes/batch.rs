@@ -9,6 +9,7 @@ use wapim_domain::message::{validate_message, MessageInput};
 use wapim_domain::time::now_micros;
 use wapim_domain::validation::Mode;
 use wapim_domain::{ValidationContext, ValidationErrors};
+use wapim_telemetry::TraceContext;
 use wapim_web::body::{as_object, read_json};
 use wapim_web::envelope::{ok_json, BATCH_PROCESSED};
 use wapim_web::ApiError;
@@ -55,13 +56,21 @@ pub async fn create(
     let ctx = state.validation;
     let checked = web::block(move || check_items(&body, max, &ctx)).await??;
     let now = now_micros().naive_utc();
+    let trace = TraceContext::current();
     let ttl = state.limits.idempotency_ttl;
     let stored = state
         .db
         .run(move |c| {
             idempotency::run(c, key.as_ref(), now, ttl, |c| {
                 let batch_id = uuid::Uuid::new_v4().to_string();
-                let outcomes = use_case::accept_batch(c, &actor, &checked, &batch_id, now)?;
+                let outcomes = use_case::accept_batch(
+                    c,
+                    &actor,
+                    &checked,
+                    &batch_id,
+                    now,
+                    trace.as_ref().map(TraceContext::traceparent),
+                )?;
                 let items = outcomes
                     .into_iter()
                     .enumerate()

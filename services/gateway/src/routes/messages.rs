@@ -8,6 +8,7 @@ use wapim_domain::time::now_micros;
 use wapim_domain::validation::Mode;
 use wapim_domain::{CalendarType, MessageStatus, MessageType};
 use wapim_store::messages::{MessageFilter, MessageSortColumn};
+use wapim_telemetry::TraceContext;
 use wapim_web::body::{as_object, read_json, read_object};
 use wapim_web::envelope::{ok, ok_json, ADDED, DELETED, MODIFIED, RESTORED};
 use wapim_web::ApiError;
@@ -148,6 +149,7 @@ pub async fn create(
     let input = validate_message(as_object(&body)?, Mode::Full, None, &state.validation)
         .map_err(ApiError::Validation)?;
     let now = now_micros().naive_utc();
+    let trace = TraceContext::current();
     let ttl = state.limits.idempotency_ttl;
     let immediate = !input.draft.is_queue
         && input
@@ -159,7 +161,13 @@ pub async fn create(
         .db
         .run(move |c| {
             idempotency::run(c, key.as_ref(), now, ttl, |c| {
-                let row = use_case::accept(c, &actor, &input, now)?;
+                let row = use_case::accept(
+                    c,
+                    &actor,
+                    &input,
+                    now,
+                    trace.as_ref().map(TraceContext::traceparent),
+                )?;
                 Ok(ok_json(ADDED, MessageView::new(row, BoolStyle::Json)))
             })
         })
