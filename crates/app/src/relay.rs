@@ -83,11 +83,17 @@ impl Relay {
             return Ok(0);
         }
         let mut publishes = tokio::task::JoinSet::new();
-        for OwedJob { id, traceparent } in owed {
+        for OwedJob {
+            id,
+            session_id,
+            traceparent,
+        } in owed
+        {
             let broker = self.broker.clone();
             publishes.spawn(async move {
                 let job = JobEnvelope::new(Job::SendMessage {
                     message_id: id.into(),
+                    session_id: Some(session_id),
                 });
                 // The job continues the trace of the request that accepted the message.
                 let mut headers = Headers::new();

@@ -9,7 +9,7 @@ use crate::ids::MessageId;
 /// know instead of guessing.
 pub const JOB_VERSION: u32 = 1;
 
-/// A job on the send queue: `{"v": 1, "type": "send_message", "message_id": 42}`.
+/// A job on the send queue: `{"v": 1, "type": "send_message", "message_id": 42, "session_id": "wapi-x"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobEnvelope {
     /// [`JOB_VERSION`].
@@ -27,6 +27,11 @@ pub enum Job {
     SendMessage {
         /// The message.
         message_id: MessageId,
+        /// Its device's WAHA session (fixed for the device's life): lets a dispatcher ask WAHA
+        /// for the WhatsApp id before the claim and store it in the claim's own write. Optional:
+        /// without it the id is asked for after the claim.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        session_id: Option<String>,
     },
 }
 
@@ -48,10 +53,23 @@ mod tests {
     fn the_wire_form_is_versioned_tagged_json_of_ids() {
         let job = JobEnvelope::new(Job::SendMessage {
             message_id: 42.into(),
+            session_id: Some("wapi-x".to_owned()),
         });
         let text = serde_json::to_string(&job).unwrap();
-        assert_eq!(text, r#"{"v":1,"type":"send_message","message_id":42}"#);
+        assert_eq!(
+            text,
+            r#"{"v":1,"type":"send_message","message_id":42,"session_id":"wapi-x"}"#
+        );
         assert_eq!(serde_json::from_str::<JobEnvelope>(&text).unwrap(), job);
+        let bare: JobEnvelope =
+            serde_json::from_str(r#"{"v":1,"type":"send_message","message_id":42}"#).unwrap();
+        assert_eq!(
+            bare.job,
+            Job::SendMessage {
+                message_id: 42.into(),
+                session_id: None
+            }
+        );
         assert!(serde_json::from_str::<JobEnvelope>(r#"{"v":1,"type":"fly"}"#).is_err());
     }
 }

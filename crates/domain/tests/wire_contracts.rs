@@ -15,25 +15,26 @@ fn schema(name: &str) -> jsonschema::Validator {
 #[test]
 fn send_message_jobs_match_their_schema_both_ways() {
     let validator = schema("send_message.v1.schema.json");
-    for id in [1_i64, 42, i64::MAX] {
-        let job = serde_json::to_value(JobEnvelope::new(Job::SendMessage {
+    for (id, session) in [
+        (1_i64, None),
+        (42, Some("wapi-shop-1")),
+        (i64::MAX, Some("")),
+    ] {
+        let sent = Job::SendMessage {
             message_id: id.into(),
-        }))
-        .unwrap();
+            session_id: session.map(str::to_owned),
+        };
+        let job = serde_json::to_value(JobEnvelope::new(sent.clone())).unwrap();
         assert!(validator.is_valid(&job), "{job}");
         let back: JobEnvelope = serde_json::from_value(job).unwrap();
-        assert_eq!(
-            back.job,
-            Job::SendMessage {
-                message_id: id.into()
-            }
-        );
+        assert_eq!(back.job, sent);
     }
     for bad in [
         json!({"v": 1, "type": "send_message"}),
         json!({"v": 1, "type": "send_message", "message_id": "42"}),
         json!({"v": 1, "type": "fly", "message_id": 42}),
         json!({"type": "send_message", "message_id": 42}),
+        json!({"v": 1, "type": "send_message", "message_id": 42, "session_id": 7}),
     ] {
         assert!(!validator.is_valid(&bad), "the schema refuses {bad}");
         assert!(

@@ -5,8 +5,8 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text, Timestamp};
-use wapim_domain::MessageStatus;
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
+use wapim_domain::{MessageStatus, MessageType};
 
 use crate::messages::{legal_sources, MessageRow};
 use crate::schema::{devices, messages};
@@ -38,7 +38,7 @@ pub fn reserve_due(
             )
             .order(messages::due_at.asc())
             .limit(limit)
-            .select((messages::id, messages::traceparent))
+            .select((messages::id, messages::session_id, messages::traceparent))
     };
     if let DbConn::Pg(pg) = conn {
         return pg.transaction(|pg| {
@@ -60,7 +60,7 @@ pub fn reserve_due(
            SELECT id FROM messages WHERE status = ? AND published_at IS NULL \
            AND deleted_at IS NULL AND due_at <= ? \
            AND (relay_lease_until IS NULL OR relay_lease_until < ?) \
-           ORDER BY due_at LIMIT ?) RETURNING id, traceparent",
+           ORDER BY due_at LIMIT ?) RETURNING id, session_id, traceparent",
     )
     .bind::<Timestamp, _>(lease_until)
     .bind::<Text, _>(MessageStatus::Pending.as_str())
@@ -72,12 +72,15 @@ pub fn reserve_due(
     Ok(owed)
 }
 
-/// A send job the relay owes: the message it names and the trace it continues.
+/// A send job the relay owes: the message it names, its session, and the trace it continues.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, QueryableByName)]
 pub struct OwedJob {
     /// The message to send.
     #[diesel(sql_type = BigInt)]
     pub id: i64,
+    /// Its device's WAHA session.
+    #[diesel(sql_type = Text)]
+    pub session_id: String,
     /// W3C `traceparent` of the request that accepted it.
     #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
     pub traceparent: Option<String>,
@@ -120,10 +123,28 @@ pub fn claim(
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
 ) -> Result<Option<MessageRow>, StoreError> {
+    claim_with_wa_id(conn, id, now, lease_until, None)
+}
+
+/// [`claim`], also storing `wa_message_id` (a WhatsApp id asked of WAHA before the claim) in the
+/// same write when the message is a text that has none yet: one write fewer per send, and the id
+/// is stored before WAHA is asked to send. Media sends carry no id, so they never get one here.
+pub fn claim_with_wa_id(
+    conn: &mut DbConn,
+    id: i64,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    wa_message_id: Option<&str>,
+) -> Result<Option<MessageRow>, StoreError> {
     let to = MessageStatus::Processing;
     let live_device = devices::table
         .filter(devices::id.eq(messages::device_id))
         .filter(devices::deleted_at.is_null());
+    let takes_id = messages::message_type
+        .eq(MessageType::Text.as_str())
+        .and(messages::wa_message_id.is_null());
+    let wa_id = diesel::dsl::case_when(takes_id, wa_message_id.into_sql::<Nullable<Text>>())
+        .otherwise(messages::wa_message_id);
     Ok(diesel::update(messages::table)
         .filter(messages::id.eq(id))
         .filter(messages::deleted_at.is_null())
@@ -137,6 +158,7 @@ pub fn claim(
             messages::lease_until.eq(lease_until),
             messages::attempts.eq(messages::attempts + 1),
             messages::revision.eq(messages::revision + 1),
+            messages::wa_message_id.eq(wa_id),
         ))
         .returning(messages::all_columns)
         .get_result(conn)

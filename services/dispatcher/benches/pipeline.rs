@@ -168,7 +168,7 @@ async fn main() {
             .unwrap();
         assert_eq!(r.status(), 200);
     }
-    while sim.sends().len() < messages {
+    while sim.send_count() < messages {
         assert!(started.elapsed() < Duration::from_secs(600), "stalled");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -209,7 +209,7 @@ async fn main() {
         accepted.push(r.unwrap());
     }
     let deadline = Instant::now() + Duration::from_secs(60);
-    while sim.sends().len() < total && Instant::now() < deadline {
+    while sim.send_count() < total && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let sends = sim.sends();

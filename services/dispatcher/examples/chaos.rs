@@ -243,7 +243,7 @@ async fn main() -> ExitCode {
             counts.get("pending").copied().unwrap_or(0),
             counts.get("processing").copied().unwrap_or(0),
             counts.get("failed").copied().unwrap_or(0),
-            sim.sends().len()
+            sim.send_count()
         );
         let progress = sent as f64 / total as f64;
         // Five kills at 10 %, 20 %, … 50 % of the run (several in one tick if it is fast).

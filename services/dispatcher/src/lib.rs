@@ -173,7 +173,10 @@ impl Dispatcher {
             delivery.dead_letter().await?;
             return Ok(Outcome::DeadLettered);
         }
-        let Job::SendMessage { message_id } = envelope.job;
+        let Job::SendMessage {
+            message_id,
+            session_id,
+        } = envelope.job;
         // One trace from the accepting request to WAHA: the job's traceparent is the parent.
         let span = tracing::info_span!("send_message", message_id = message_id.get());
         if let Some(trace) = delivery
@@ -183,7 +186,11 @@ impl Dispatcher {
         {
             trace.adopt(&span);
         }
-        match self.send_message(message_id.get()).instrument(span).await {
+        match self
+            .send_message_of(message_id.get(), session_id.as_deref())
+            .instrument(span)
+            .await
+        {
             Ok(outcome) => {
                 delivery.ack().await?;
                 Ok(outcome)
@@ -199,15 +206,41 @@ impl Dispatcher {
 
     /// Claims and sends one message; the outcome is recorded before this returns.
     pub async fn send_message(&self, id: i64) -> Result<Outcome, DispatchError> {
+        self.send_message_of(id, None).await
+    }
+
+    /// [`Self::send_message`] knowing the message's session (the job says it): on an engine with
+    /// pre-generated ids, the WhatsApp id is asked for first and stored by the claim itself.
+    pub async fn send_message_of(
+        &self,
+        id: i64,
+        session: Option<&str>,
+    ) -> Result<Outcome, DispatchError> {
+        let prefetched = match session {
+            Some(s) if engine_has_ids(self.engine(s).await.as_deref()) => {
+                // A failure here is not the message's: the claim goes on without an id and
+                // the send path asks again (and records what WAHA says).
+                self.waha.new_message_id(s).await.ok()
+            }
+            _ => None,
+        };
         let at = now();
         let lease_until = at + secs(self.settings.lease_secs);
-        let Some(row) =
-            blocking(&self.pool, move |c| dispatch::claim(c, id, at, lease_until)).await?
+        let candidate = prefetched.clone();
+        let Some(row) = blocking(&self.pool, move |c| {
+            dispatch::claim_with_wa_id(c, id, at, lease_until, candidate.as_deref())
+        })
+        .await?
         else {
             return Ok(Outcome::Skipped);
         };
-        // An earlier attempt generated an id: it may have been sent after all.
-        if let Some(wa_id) = row.wa_message_id.clone() {
+        // An earlier attempt stored an id (not the one just asked for): it may have been sent
+        // after all.
+        let earlier_id = row
+            .wa_message_id
+            .clone()
+            .filter(|_| prefetched.is_none() || row.wa_message_id != prefetched);
+        if let Some(wa_id) = earlier_id {
             match self.look_up(&row, &wa_id).await {
                 Ok(Some(found)) => return self.record_found(&row, &wa_id, found).await,
                 Ok(None) => {}
@@ -288,8 +321,8 @@ impl Dispatcher {
         engine
     }
 
-    /// WAHA's request for a message; a text on NOWEB/GOWS gets a pre-generated id, stored with
-    /// the claim before the send.
+    /// WAHA's request for a message; a text on NOWEB/GOWS carries its stored WhatsApp id (asked
+    /// for and stored now if the claim did not store one), so its outcome can be looked up.
     async fn request_for(
         &self,
         row: &MessageRow,
@@ -309,7 +342,11 @@ impl Dispatcher {
         })?;
         Ok(match kind {
             MessageType::Text => {
-                let id = if engine_has_ids(engine) {
+                let id = if let Some(stored) = row.wa_message_id.clone() {
+                    // Stored by the claim, or by an attempt a lookup showed never arrived: the
+                    // same id again.
+                    Some(stored)
+                } else if engine_has_ids(engine) {
                     let wa_id = self.waha.new_message_id(&row.session_id).await?;
                     let (id, stored) = (row.id, wa_id.clone());
                     let ok = blocking(&self.pool, move |c| {

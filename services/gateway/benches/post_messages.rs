@@ -118,9 +118,9 @@ fn pgbench_round(
         &script,
         format!(
             "INSERT INTO messages (device_id, session_id, is_queue, recipient, message_type, message, \
-             calendar_type, schedule_at, status, is_sent, created_at, updated_at) VALUES ({device_id}, \
+             calendar_type, schedule_at, status, is_sent, created_at, updated_at, due_at) VALUES ({device_id}, \
              'bench', TRUE, '62811010010010', 'text', 'Welcome home', 'masehi', '2025-09-08 02:44:00', \
-             'pending', FALSE, now(), now()) RETURNING *;\n"
+             'pending', FALSE, now(), now(), '2025-09-08 02:44:00') RETURNING *;\n"
         ),
     )
     .ok()?;

@@ -162,6 +162,11 @@ impl SimHandle {
         self.sim.lock().sends.clone()
     }
 
+    /// How many messages were sent so far, without copying them (for loops that wait on it).
+    pub fn send_count(&self) -> usize {
+        self.sim.lock().sends.len()
+    }
+
     /// Every way a received request broke WAHA's API (`METHOD path: problem`), plus webhook
     /// URLs it refused to post to; empty when everything followed the OpenAPI document.
     pub fn violations(&self) -> Vec<String> {

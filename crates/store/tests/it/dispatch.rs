@@ -131,6 +131,34 @@ wapim_testkit::both_backends! {
         assert_eq!(ids(dispatch::reserve_due(&mut conn, later(31), later(60), 10).unwrap()), [c.id]);
     }
 
+    async fn a_claim_stores_a_pre_generated_id_for_a_text_without_one_only() {
+        let (_db, mut conn) = migrated();
+        let dev = device(&mut conn, "wapi-prefetch");
+        let text = messages::insert(&mut conn, &new_message(&dev, RECIPIENT, "text")).unwrap();
+        let mut image = new_message(&dev, RECIPIENT, "image");
+        image.fields.message_type = "image".to_owned();
+        image.fields.file_url = Some("http://127.0.0.1:9/a.jpg".to_owned());
+        let image = messages::insert(&mut conn, &image).unwrap();
+        let retried = messages::insert(&mut conn, &new_message(&dev, RECIPIENT, "retried")).unwrap();
+
+        let claimed = dispatch::claim_with_wa_id(&mut conn, text.id, now(), later(90), Some("3EB0NEW")).unwrap().unwrap();
+        assert_eq!(claimed.wa_message_id.as_deref(), Some("3EB0NEW"), "stored in the claim's own write");
+        let claimed = dispatch::claim_with_wa_id(&mut conn, image.id, now(), later(90), Some("3EB0IMG")).unwrap().unwrap();
+        assert_eq!(claimed.wa_message_id, None, "a media send carries no id, so it gets none");
+
+        // A text whose earlier attempt stored an id keeps it (its outcome is looked up by it).
+        dispatch::claim(&mut conn, retried.id, now(), later(90)).unwrap().unwrap();
+        assert!(dispatch::set_wa_message_id(&mut conn, retried.id, "3EB0OLD").unwrap());
+        dispatch::release(&mut conn, retried.id, now(), false, false, None, now()).unwrap().unwrap();
+        let claimed = dispatch::claim_with_wa_id(&mut conn, retried.id, now(), later(90), Some("3EB0NEWER")).unwrap().unwrap();
+        assert_eq!(claimed.wa_message_id.as_deref(), Some("3EB0OLD"));
+        assert!(
+            dispatch::claim_with_wa_id(&mut conn, text.id, now(), later(90), Some("3EB0DUP")).unwrap().is_none(),
+            "a duplicate job claims nothing and overwrites nothing"
+        );
+        assert_eq!(stored(&mut conn, text.id).wa_message_id.as_deref(), Some("3EB0NEW"));
+    }
+
     async fn expired_claims_are_found_and_taken_over_once() {
         let (_db, mut conn) = migrated();
         let dev = device(&mut conn, "wapi-sweep");

@@ -203,8 +203,8 @@ wapim_testkit::both_backends! {
             .unwrap();
         assert_eq!(r.status(), 200);
         let started = std::time::Instant::now();
-        while p.sim.sends().len() < 1000 {
-            assert!(started.elapsed() < Duration::from_secs(60), "only {} sent", p.sim.sends().len());
+        while p.sim.send_count() < 1000 {
+            assert!(started.elapsed() < Duration::from_secs(60), "only {} sent", p.sim.send_count());
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -294,7 +294,7 @@ wapim_testkit::both_backends! {
         for id in ids {
             p.wait_for_status(id, "sent", WAIT).await;
         }
-        assert_eq!(p.sim.sends().len(), 10);
+        assert_eq!(p.sim.send_count(), 10);
     }
 
     async fn the_in_process_queue_carries_the_same_pipeline() {
