@@ -7,6 +7,7 @@
 
 pub mod credentials;
 pub mod devices;
+pub mod intake;
 pub mod messages;
 pub mod relay;
 

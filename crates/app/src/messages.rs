@@ -115,6 +115,24 @@ pub fn accept(
     )?)
 }
 
+/// The row [`accept`] would insert, when it needs nothing from the database to know it: a
+/// device acting for itself (the common case, which [`crate::intake::Intake`] writes together
+/// with concurrent accepts). `None` when the operator names a device, or a device names a
+/// session that is not its own: use [`accept`], which looks it up or refuses it.
+pub fn prepare_own(
+    actor: &Actor,
+    input: &MessageInput,
+    now: NaiveDateTime,
+    traceparent: Option<&str>,
+) -> Option<NewMessage> {
+    match (actor, input.session_id.as_deref()) {
+        (Actor::Device(own), None) => Some(own),
+        (Actor::Device(own), Some(s)) if s == own.session_id => Some(own),
+        _ => None,
+    }
+    .map(|device| new_message(device, None, &input.draft, now, traceparent))
+}
+
 /// What became of one batch item: its stored message, or why it was refused.
 pub type BatchItemOutcome = Result<MessageRow, ValidationErrors>;
 

@@ -75,8 +75,9 @@ impl Relay {
         let now = now_micros().naive_utc();
         let lease = TimeDelta::from_std(self.config.lease).unwrap_or(TimeDelta::seconds(30));
         let batch = self.config.batch;
+        let reserved_until = now + lease;
         let owed = blocking(&self.pool, move |c| {
-            dispatch::reserve_due(c, now, now + lease, batch)
+            dispatch::reserve_due(c, now, reserved_until, batch)
         })
         .await?;
         if owed.is_empty() {
@@ -116,7 +117,7 @@ impl Relay {
         if count > 0 {
             let at = now_micros().naive_utc();
             blocking(&self.pool, move |c| {
-                dispatch::mark_published(c, &published, at)
+                dispatch::mark_published(c, &published, reserved_until, at)
             })
             .await?;
         }

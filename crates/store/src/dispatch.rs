@@ -86,20 +86,26 @@ pub struct OwedJob {
     pub traceparent: Option<String>,
 }
 
-/// Marks messages whose send job the broker confirmed.
+/// Marks messages whose send job the broker confirmed, if they are still under the reservation
+/// (`lease_until`) the relay published them under. A row whose job became owed again meanwhile
+/// (a dispatcher released it for a retry, an edit moved it) lost that reservation, so it stays
+/// owed and is published again, instead of being marked published with no job left for it.
 pub fn mark_published(
     conn: &mut DbConn,
     ids: &[i64],
+    lease_until: NaiveDateTime,
     now: NaiveDateTime,
 ) -> Result<usize, StoreError> {
-    Ok(
-        diesel::update(messages::table.filter(messages::id.eq_any(ids)))
-            .set((
-                messages::published_at.eq(now),
-                messages::relay_lease_until.eq(None::<NaiveDateTime>),
-            ))
-            .execute(conn)?,
+    Ok(diesel::update(
+        messages::table
+            .filter(messages::id.eq_any(ids))
+            .filter(messages::relay_lease_until.eq(lease_until)),
     )
+    .set((
+        messages::published_at.eq(now),
+        messages::relay_lease_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?)
 }
 
 /// The earliest `due_at` among owed jobs that are not yet due (so the relay can sleep until
@@ -255,6 +261,8 @@ pub fn release(
             messages::status.eq(to.as_str()),
             messages::due_at.eq(due_at),
             messages::published_at.eq(published.then_some(now)),
+            // A relay mid-pass must not mark the job owed again published.
+            messages::relay_lease_until.eq(None::<NaiveDateTime>),
             messages::api_response.eq(api_response),
             messages::attempts.eq(messages::attempts - refund),
             messages::status_updated_at.eq(now),

@@ -346,6 +346,8 @@ pub fn update_pending(
             fields,
             messages::due_at.eq(due_at),
             messages::published_at.eq(None::<NaiveDateTime>),
+            // A relay mid-pass must not mark this newly owed job published.
+            messages::relay_lease_until.eq(None::<NaiveDateTime>),
             messages::updated_at.eq(now),
             messages::revision.eq(messages::revision + 1),
         ))
@@ -467,6 +469,8 @@ pub fn undelete(
             messages::status_updated_at.eq(now),
             messages::cancel_reason.eq(None::<String>),
             messages::published_at.eq(None::<NaiveDateTime>),
+            // A relay mid-pass must not mark this newly owed job published.
+            messages::relay_lease_until.eq(None::<NaiveDateTime>),
         ))
         .returning(messages::all_columns)
         .get_result(conn)
@@ -522,6 +526,8 @@ pub fn revive_cancelled_of_device(
             messages::updated_at.eq(now),
             messages::cancel_reason.eq(None::<String>),
             messages::published_at.eq(None::<NaiveDateTime>),
+            // A relay mid-pass must not mark this newly owed job published.
+            messages::relay_lease_until.eq(None::<NaiveDateTime>),
             messages::revision.eq(messages::revision + 1),
         ))
         .execute(conn)?)

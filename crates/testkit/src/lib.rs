@@ -61,10 +61,13 @@ macro_rules! both_backends {
 }
 
 /// The PostgreSQL server tests create their databases on (`WAPIM_TEST_DATABASE_URL`, any
-/// database name; defaults to the local PostgreSQL with trust auth).
+/// database name; defaults to the local PostgreSQL with trust auth, without TLS: on loopback it
+/// protects nothing, and libpq's OpenSSL clean-up at process exit can crash a test process whose
+/// background threads still hold TLS connections).
 pub fn server_url() -> String {
-    std::env::var("WAPIM_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("WAPIM_TEST_DATABASE_URL").unwrap_or_else(|_| {
+        "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable".to_owned()
+    })
 }
 
 /// A uniquely named database that is removed when this value is dropped.

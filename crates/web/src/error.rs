@@ -59,6 +59,17 @@ impl ApiError {
     }
 }
 
+impl From<wapim_app::intake::IntakeError> for ApiError {
+    fn from(e: wapim_app::intake::IntakeError) -> Self {
+        use wapim_app::intake::IntakeError;
+        match e {
+            IntakeError::Saturated => ApiError::Saturated,
+            IntakeError::Stopped => ApiError::Unavailable(e.to_string()),
+            IntakeError::Store(e) => e.into(),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -16,6 +16,7 @@ use std::time::Duration;
 use actix_web::dev::Server;
 use actix_web::{web, App};
 use wapim_app::credentials::CredentialCache;
+use wapim_app::intake::Intake;
 use wapim_domain::{PhoneNormalizer, ValidationContext};
 use wapim_settings::{Settings, SettingsError};
 use wapim_web::{health, method_not_allowed, route_not_found, Db};
@@ -23,6 +24,9 @@ use wapim_web::{health, method_not_allowed, route_not_found, Db};
 use crate::listing::LinkBase;
 use crate::routes::{batch, devices, messages, tokens};
 use crate::state::{AppState, Limits};
+
+/// Most accepted messages written in one statement by the intake (group commit).
+const INTAKE_MAX_BATCH: usize = 256;
 
 /// Why the gateway could not start; `Display` is the one line printed before exiting.
 #[derive(Debug, thiserror::Error)]
@@ -91,13 +95,16 @@ pub async fn prepare_database(db: &wapim_settings::DatabaseSettings) -> Result<D
 }
 
 impl Application {
-    /// Checks settings and builds the server on `listener` over `db` (see [`prepare_database`]).
+    /// Checks settings and builds the server on `listener` (inside a tokio runtime: it starts
+    /// the message writer) over `db` (see [`prepare_database`]).
     pub fn build(settings: &Settings, db: Db, listener: TcpListener) -> Result<Self, StartupError> {
         let validation = validation_context(settings)?;
         let admin_token = settings.require_admin_token()?.to_owned();
         let public_url = Some(settings.http.public_url.trim().to_owned()).filter(|u| !u.is_empty());
+        let queued = db.pool().max_size() as usize + settings.database.max_queued_requests;
         let state = web::Data::new(AppState {
             db: db.clone(),
+            intake: Intake::start(db.pool().clone(), INTAKE_MAX_BATCH, queued),
             admin_token,
             credentials: CredentialCache::new(
                 Duration::from_secs(settings.auth.credential_cache_secs),

@@ -2,6 +2,7 @@
 
 use actix_web::web;
 use wapim_app::credentials::CredentialCache;
+use wapim_app::intake::Intake;
 use wapim_domain::ValidationContext;
 use wapim_web::Db;
 
@@ -26,6 +27,8 @@ pub struct Limits {
 pub struct AppState {
     /// Bounded database access.
     pub db: Db,
+    /// Writes concurrent accepts of devices' own messages together (group commit).
+    pub intake: Intake,
     /// The operator token (never logged: no Debug on this struct).
     pub admin_token: String,
     /// Recently verified device credentials.

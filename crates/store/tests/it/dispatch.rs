@@ -39,13 +39,30 @@ wapim_testkit::both_backends! {
             "a reservation holds for its lease"
         );
         // A relay that died: its reservation expires and the job is owed again.
-        assert_eq!(ids(dispatch::reserve_due(&mut conn, later(31), later(60), 100).unwrap()), [due.id]);
-        dispatch::mark_published(&mut conn, &[due.id], now()).unwrap();
+        let reserved = later(60);
+        assert_eq!(ids(dispatch::reserve_due(&mut conn, later(31), reserved, 100).unwrap()), [due.id]);
+        assert_eq!(dispatch::mark_published(&mut conn, &[due.id], later(61), now()).unwrap(), 0, "not under another reservation");
+        assert_eq!(dispatch::mark_published(&mut conn, &[due.id], reserved, now()).unwrap(), 1);
         assert!(dispatch::reserve_due(&mut conn, later(120), later(150), 100).unwrap().is_empty());
         assert!(stored(&mut conn, due.id).published_at.is_some());
         // The future one becomes owed when due, and next_due says when.
         assert_eq!(dispatch::next_due(&mut conn).unwrap(), Some(future.due_at));
         assert_eq!(ids(dispatch::reserve_due(&mut conn, later(3601), later(3630), 100).unwrap()), [future.id]);
+    }
+
+    async fn a_job_owed_again_during_the_relay_pass_is_not_marked_published() {
+        let (_db, mut conn) = migrated();
+        let dev = device(&mut conn, "wapi-race");
+        let m = messages::insert(&mut conn, &new_message(&dev, RECIPIENT, "fast")).unwrap();
+        let reserved = later(30);
+        assert_eq!(ids(dispatch::reserve_due(&mut conn, now(), reserved, 10).unwrap()), [m.id]);
+        // The job is confirmed; before the relay marks it, a dispatcher already took it, failed
+        // and released it for a retry (a new job is owed).
+        dispatch::claim(&mut conn, m.id, now(), later(90)).unwrap().unwrap();
+        dispatch::release(&mut conn, m.id, now(), false, false, Some("{}"), now()).unwrap().unwrap();
+        assert_eq!(dispatch::mark_published(&mut conn, &[m.id], reserved, now()).unwrap(), 0);
+        assert!(stored(&mut conn, m.id).published_at.is_none());
+        assert_eq!(ids(dispatch::reserve_due(&mut conn, now(), later(30), 10).unwrap()), [m.id], "the relay publishes it again");
     }
 
     async fn concurrent_relays_reserve_disjoint_rows() {

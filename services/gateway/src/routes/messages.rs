@@ -156,6 +156,18 @@ pub async fn create(
             .draft
             .schedule_at
             .is_none_or(|at| at.naive_utc() <= now);
+    // The common case, a device posting its own message without an Idempotency-Key, needs
+    // nothing read first: it is written together with concurrent ones (group commit).
+    if key.is_none() {
+        let traceparent = trace.as_ref().map(TraceContext::traceparent);
+        if let Some(new) = use_case::prepare_own(&actor, &input, now, traceparent) {
+            let mut row = state.intake.insert(new).await?;
+            if immediate {
+                row = wait_for_outcome(&state, actor, row.id).await?;
+            }
+            return Ok(ok(ADDED, MessageView::new(row, BoolStyle::Json)));
+        }
+    }
     let scope = actor.clone();
     let stored = state
         .db
