@@ -179,6 +179,8 @@ fn fields_of(d: &DeviceDraft) -> DeviceFields {
         auto_reply: d.auto_reply.clone(),
         auto_forward: d.auto_forward.clone(),
         auto_forward_number: d.auto_forward_number.clone(),
+        pacing_min_interval_ms: d.pacing_min_interval_ms.and_then(|v| i64::try_from(v).ok()),
+        pacing_jitter_ms: d.pacing_jitter_ms.and_then(|v| i64::try_from(v).ok()),
     }
 }
 
@@ -194,6 +196,10 @@ fn draft_of(row: &DeviceRow) -> DeviceDraft {
         auto_reply: row.auto_reply.clone(),
         auto_forward: row.auto_forward.clone(),
         auto_forward_number: row.auto_forward_number.clone(),
+        pacing_min_interval_ms: row
+            .pacing_min_interval_ms
+            .and_then(|v| u64::try_from(v).ok()),
+        pacing_jitter_ms: row.pacing_jitter_ms.and_then(|v| u64::try_from(v).ok()),
     }
 }
 

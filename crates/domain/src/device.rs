@@ -45,6 +45,8 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
 const MAX_NAME: usize = 100;
 const MAX_TEXT: usize = 4096;
 const MAX_URL: usize = 2048;
+/// Longest pacing interval or jitter a device may ask for: a day.
+pub const MAX_PACING_MS: u64 = 86_400_000;
 
 /// A device's integrator-editable settings, validated and normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +71,10 @@ pub struct DeviceDraft {
     pub auto_forward: Option<String>,
     /// Where incoming messages are forwarded, international digits.
     pub auto_forward_number: Option<String>,
+    /// Pacing override: least milliseconds between two sends (`None`: the server's default).
+    pub pacing_min_interval_ms: Option<u64>,
+    /// Pacing override: upper bound of the random extra per gap (`None`: the server's default).
+    pub pacing_jitter_ms: Option<u64>,
 }
 
 /// A validated create/update request: the settings plus a new secret token, when one was given.
@@ -194,6 +200,17 @@ pub fn validate_device(
         other => other.or_keep(keep(|d| d.auto_forward_number.clone())),
     };
 
+    let kept_ms = |f: fn(&DeviceDraft) -> Option<u64>| match mode {
+        Mode::Patch => stored.and_then(f),
+        Mode::Full => None,
+    };
+    let pacing_min_interval_ms = r
+        .integer("pacing_min_interval_ms", 0, MAX_PACING_MS)
+        .or_keep(kept_ms(|d| d.pacing_min_interval_ms));
+    let pacing_jitter_ms = r
+        .integer("pacing_jitter_ms", 0, MAX_PACING_MS)
+        .or_keep(kept_ms(|d| d.pacing_jitter_ms));
+
     let errors = std::mem::take(&mut r.errors);
     match (name, phone_number) {
         (Some(name), Some(phone_number)) if errors.is_empty() => Ok(DeviceInput {
@@ -208,6 +225,8 @@ pub fn validate_device(
                 auto_reply,
                 auto_forward,
                 auto_forward_number,
+                pacing_min_interval_ms,
+                pacing_jitter_ms,
             },
             secret_token,
         }),

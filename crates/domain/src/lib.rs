@@ -8,6 +8,7 @@ pub mod ids;
 pub mod jobs;
 pub mod media;
 pub mod message;
+pub mod pacing;
 pub mod phone;
 pub mod schedule;
 pub mod session;
@@ -21,5 +22,7 @@ pub use phone::PhoneNormalizer;
 /// Secrets (client-chosen tokens) travel wrapped so `Debug` and logs never show them; re-exported
 /// so other crates need not depend on `secrecy` themselves.
 pub use secrecy::{ExposeSecret, SecretString};
-pub use status::{CalendarType, CancelReason, DeviceStatus, MessageStatus, MessageType};
+pub use status::{
+    CalendarType, CancelReason, DeviceStatus, HoldReason, MessageStatus, MessageType,
+};
 pub use validation::{ValidationContext, ValidationErrors};

@@ -175,6 +175,22 @@ text_enum! {
 }
 
 text_enum! {
+    /// Why a due `pending` message is waiting (shown as `hold_reason`), so an integrator can tell
+    /// a paced or held message from a stuck one.
+    HoldReason {
+        /// Its device's pacing: it waits for its slot.
+        Pacing => "pacing",
+        /// WAHA says the device's session cannot send (not WORKING, unknown, or the API key is
+        /// refused); it is tried again later without using an attempt.
+        SessionNotReady => "session_not_ready",
+        /// WhatsApp's reach-out timelock (463) on the device.
+        ReachOutTimelock => "reach_out_timelock",
+        /// A failed attempt; the next one is due after a backoff.
+        Retry => "retry",
+    }
+}
+
+text_enum! {
     /// Which calendar the date part of `schedule_at` is written in.
     CalendarType {
         /// Gregorian.

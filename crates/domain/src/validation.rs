@@ -163,6 +163,27 @@ impl<'a> FieldReader<'a> {
         }
     }
 
+    /// A whole number in `min..=max` (a JSON integer; a string is refused).
+    pub fn integer(&mut self, key: &str, min: u64, max: u64) -> Field<u64> {
+        match self.body.get(key) {
+            None => Field::Absent,
+            Some(Value::Null) => Field::Null,
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|v| (min..=max).contains(&v)) => {
+                Field::Value(n.as_u64().unwrap_or(min))
+            }
+            Some(_) => {
+                self.errors.add(
+                    key,
+                    format!(
+                        "The {} must be a whole number between {min} and {max}.",
+                        label(key)
+                    ),
+                );
+                Field::Invalid
+            }
+        }
+    }
+
     /// Records that a required field is missing.
     pub fn required(&mut self, key: &str) {
         self.errors

@@ -59,6 +59,17 @@ pub struct Settings {
     pub relay: RelaySettings,
     /// The dispatcher.
     pub dispatcher: DispatcherSettings,
+    /// Per-device pacing defaults (devices may override them).
+    pub pacing: PacingSettings,
+}
+
+/// `[pacing]`: the default gap between two sends of one device (`WAPIM_PACING__*`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PacingSettings {
+    /// Least milliseconds between the end of one send and the start of the next; 0 turns it off.
+    pub min_interval_ms: u64,
+    /// Upper bound of a random extra added to each gap, in milliseconds; 0 turns it off.
+    pub jitter_ms: u64,
 }
 
 /// `[amqp]`: where send jobs travel.
@@ -383,6 +394,23 @@ mod tests {
             !format!("{s:?}").contains("1e5"),
             "the token leaks into Debug"
         );
+    }
+
+    #[test]
+    fn pacing_defaults_follow_wahas_guidance_and_the_environment_turns_it_off() {
+        let s = Settings::load_from(vars(&[])).unwrap();
+        assert_eq!(
+            (s.pacing.min_interval_ms, s.pacing.jitter_ms),
+            (30_000, 30_000)
+        );
+        let s = Settings::load_from(vars(&[
+            ("WAPIM_PACING__MIN_INTERVAL_MS", "0"),
+            ("WAPIM_PACING__JITTER_MS", "0"),
+        ]))
+        .unwrap();
+        assert_eq!((s.pacing.min_interval_ms, s.pacing.jitter_ms), (0, 0));
+        let err = Settings::load_from(vars(&[("WAPIM_PACING__JITTER_MS", "-5")])).unwrap_err();
+        assert!(err.to_string().contains("WAPIM_PACING__JITTER_MS"), "{err}");
     }
 
     #[test]

@@ -52,6 +52,16 @@ pub struct DeviceRow {
     pub deleted_at: Option<NaiveDateTime>,
     /// Bumped by every update; updates check the one they read (optimistic concurrency).
     pub revision: i64,
+    /// Pacing: when its last send finished (its start while in flight).
+    pub pace_last_send_at: Option<NaiveDateTime>,
+    /// Pacing: the next free slot for a message that must wait.
+    pub pace_next_slot_at: Option<NaiveDateTime>,
+    /// Pacing: set while one of its sends is in flight, until that claim expires.
+    pub pace_in_flight_until: Option<NaiveDateTime>,
+    /// Its own least gap between sends, in milliseconds (`None`: the server's default).
+    pub pacing_min_interval_ms: Option<i64>,
+    /// Its own jitter bound, in milliseconds (`None`: the server's default).
+    pub pacing_jitter_ms: Option<i64>,
 }
 
 /// The editable columns of a device, written on create and on update.
@@ -80,6 +90,10 @@ pub struct DeviceFields {
     pub auto_forward: Option<String>,
     /// See [`DeviceRow::auto_forward_number`].
     pub auto_forward_number: Option<String>,
+    /// Its own least gap between sends, in milliseconds (`None`: the server's default).
+    pub pacing_min_interval_ms: Option<i64>,
+    /// Its own jitter bound, in milliseconds (`None`: the server's default).
+    pub pacing_jitter_ms: Option<i64>,
 }
 
 /// A new secret token, stored only as its hash and masked form.

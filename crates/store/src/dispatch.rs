@@ -6,7 +6,8 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
-use wapim_domain::{MessageStatus, MessageType};
+use wapim_domain::pacing::{self, Pace, PaceDecision, PaceState};
+use wapim_domain::{HoldReason, MessageStatus, MessageType};
 
 use crate::messages::{legal_sources, MessageRow};
 use crate::schema::{devices, messages};
@@ -165,6 +166,7 @@ pub fn claim_with_wa_id(
             messages::attempts.eq(messages::attempts + 1),
             messages::revision.eq(messages::revision + 1),
             messages::wa_message_id.eq(wa_id),
+            messages::hold_reason.eq(None::<String>),
         ))
         .returning(messages::all_columns)
         .get_result(conn)
@@ -240,18 +242,48 @@ pub fn record_failed(
         .optional()?)
 }
 
-/// Gives a claimed message back: `processing → pending`, due again at `due_at`, its job owed
-/// again unless `published` says a delayed job is already on its way. `refund_attempt` for holds
-/// that must not burn attempts (the session is not WORKING).
+/// How [`release`] gives a claimed message back.
+#[derive(Debug, Clone, Copy)]
+pub struct Release<'a> {
+    /// When it is due again.
+    pub due_at: NaiveDateTime,
+    /// A delayed job is already on its way: the relay owes none.
+    pub published: bool,
+    /// A hold that must not burn an attempt (the session cannot send now).
+    pub refund_attempt: bool,
+    /// What WAHA answered, for `api_response`.
+    pub api_response: Option<&'a str>,
+    /// Why it waits (`hold_reason`).
+    pub hold: Option<HoldReason>,
+}
+
+impl Release<'_> {
+    /// Due again at `due_at`, a new job owed, nothing else said.
+    pub fn at(due_at: NaiveDateTime) -> Self {
+        Release {
+            due_at,
+            published: false,
+            refund_attempt: false,
+            api_response: None,
+            hold: None,
+        }
+    }
+}
+
+/// Gives a claimed message back: `processing → pending`, as `how` says.
 pub fn release(
     conn: &mut DbConn,
     id: i64,
-    due_at: NaiveDateTime,
-    published: bool,
-    refund_attempt: bool,
-    api_response: Option<&str>,
+    how: &Release<'_>,
     now: NaiveDateTime,
 ) -> Result<Option<MessageRow>, StoreError> {
+    let Release {
+        due_at,
+        published,
+        refund_attempt,
+        api_response,
+        hold,
+    } = *how;
     let to = MessageStatus::Pending;
     let refund = if refund_attempt { 1 } else { 0 };
     Ok(diesel::update(messages::table)
@@ -264,6 +296,7 @@ pub fn release(
             // A relay mid-pass must not mark the job owed again published.
             messages::relay_lease_until.eq(None::<NaiveDateTime>),
             messages::api_response.eq(api_response),
+            messages::hold_reason.eq(hold.map(HoldReason::as_str)),
             messages::attempts.eq(messages::attempts - refund),
             messages::status_updated_at.eq(now),
             messages::updated_at.eq(now),
@@ -342,4 +375,148 @@ pub fn resend(
         .returning(messages::all_columns)
         .get_result(conn)
         .optional()?)
+}
+
+/// What pacing decided for a claimed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PacedClaim {
+    /// Its turn: send it now (the device is marked in flight until the claim's lease ends).
+    Send,
+    /// Not yet: it is `pending` again, due at `until` (holding its slot), attempt refunded.
+    Wait {
+        /// When it is due again.
+        until: NaiveDateTime,
+    },
+}
+
+/// The device's own pacing (`pacing_min_interval_ms`, `pacing_jitter_ms`) over `default`.
+pub fn effective_pace(default: Pace, interval_ms: Option<i64>, jitter_ms: Option<i64>) -> Pace {
+    let ms = |v: i64| chrono::TimeDelta::milliseconds(v.max(0));
+    Pace {
+        interval: interval_ms.map_or(default.interval, ms),
+        jitter: jitter_ms.map_or(default.jitter, ms),
+    }
+}
+
+/// The pacing of the live device with `session_id` over `default` (`None`: no such device).
+pub fn device_pace(
+    conn: &mut DbConn,
+    session_id: &str,
+    default: Pace,
+) -> Result<Option<Pace>, StoreError> {
+    let found: Option<(Option<i64>, Option<i64>)> = devices::table
+        .filter(devices::session_id.eq(session_id))
+        .filter(devices::deleted_at.is_null())
+        .select((devices::pacing_min_interval_ms, devices::pacing_jitter_ms))
+        .first(conn)
+        .optional()?;
+    Ok(found.map(|(i, j)| effective_pace(default, i, j)))
+}
+
+/// Applies the device's pacing (its own, else `default`) to a message this dispatcher just
+/// claimed, under the device row's lock (`FOR UPDATE` on PostgreSQL; SQLite has one writer), so
+/// the decision holds across dispatcher replicas. `jitter_fraction` (in `0..=1`, drawn by the
+/// caller) picks this gap's random extra within the device's jitter bound. See [`wapim_domain::pacing::decide`] for the rule. On `Wait` the message
+/// goes back to `pending` with `hold_reason` `pacing` and its slot, and the claim's attempt is
+/// refunded; on `Send` the device is in flight until `in_flight_until`: call
+/// [`pace_finished`] when the send is over.
+pub fn pace_claimed(
+    conn: &mut DbConn,
+    message: &MessageRow,
+    default: Pace,
+    now: NaiveDateTime,
+    jitter_fraction: f64,
+    in_flight_until: NaiveDateTime,
+) -> Result<PacedClaim, StoreError> {
+    crate::transaction(conn, |c| {
+        let state_of = devices::table.find(message.device_id).select((
+            devices::pace_last_send_at,
+            devices::pace_next_slot_at,
+            devices::pace_in_flight_until,
+            devices::pacing_min_interval_ms,
+            devices::pacing_jitter_ms,
+        ));
+        let (last_send_at, next_slot_at, in_flight, interval_ms, jitter_ms) = match &mut *c {
+            DbConn::Pg(pg) => state_of.for_update().first(pg)?,
+            other => state_of.first(other)?,
+        };
+        let pace = effective_pace(default, interval_ms, jitter_ms);
+        if pace.is_off() {
+            return Ok(PacedClaim::Send);
+        }
+        let jitter_ms =
+            (pace.jitter.num_milliseconds() as f64 * jitter_fraction.clamp(0.0, 1.0)) as i64;
+        let jitter_sample = chrono::TimeDelta::milliseconds(jitter_ms);
+        let state = PaceState {
+            last_send_at,
+            next_slot_at,
+            in_flight_until: in_flight,
+        };
+        let decision = pacing::decide(
+            pace,
+            state,
+            now,
+            message.pace_slot_at,
+            jitter_sample,
+            in_flight_until,
+        );
+        let (PaceDecision::Send { state: next } | PaceDecision::Wait { state: next, .. }) =
+            decision;
+        if next != state {
+            diesel::update(devices::table.find(message.device_id))
+                .set((
+                    devices::pace_last_send_at.eq(next.last_send_at),
+                    devices::pace_next_slot_at.eq(next.next_slot_at),
+                    devices::pace_in_flight_until.eq(next.in_flight_until),
+                ))
+                .execute(c)?;
+        }
+        match decision {
+            PaceDecision::Send { .. } => Ok(PacedClaim::Send),
+            PaceDecision::Wait { until, slot, .. } => {
+                let to = MessageStatus::Pending;
+                diesel::update(messages::table)
+                    .filter(messages::id.eq(message.id))
+                    .filter(
+                        messages::status.eq_any(legal_sources(&[MessageStatus::Processing], to)),
+                    )
+                    .set((
+                        messages::status.eq(to.as_str()),
+                        messages::due_at.eq(until),
+                        messages::pace_slot_at.eq(slot),
+                        messages::hold_reason.eq(HoldReason::Pacing.as_str()),
+                        messages::published_at.eq(None::<NaiveDateTime>),
+                        messages::relay_lease_until.eq(None::<NaiveDateTime>),
+                        messages::lease_until.eq(None::<NaiveDateTime>),
+                        messages::attempts.eq(messages::attempts - 1),
+                        messages::updated_at.eq(now),
+                        messages::revision.eq(messages::revision + 1),
+                    ))
+                    .execute(c)?;
+                Ok(PacedClaim::Wait { until })
+            }
+        }
+    })
+}
+
+/// Records that a paced send of `device_id` is over (whatever its outcome) at `at`: the next
+/// send of the device may start `interval` after it. Only the send that set `in_flight_until`
+/// clears it; after a dispatcher died mid-send the mark simply expires.
+pub fn pace_finished(
+    conn: &mut DbConn,
+    device_id: i64,
+    at: NaiveDateTime,
+    in_flight_until: NaiveDateTime,
+) -> Result<bool, StoreError> {
+    Ok(diesel::update(
+        devices::table
+            .filter(devices::id.eq(device_id))
+            .filter(devices::pace_in_flight_until.eq(in_flight_until)),
+    )
+    .set((
+        devices::pace_last_send_at.eq(at),
+        devices::pace_in_flight_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?
+        == 1)
 }

@@ -84,6 +84,10 @@ pub struct MessageRow {
     pub attempts: i32,
     /// W3C `traceparent` of the request that accepted it; the relay and dispatcher continue it.
     pub traceparent: Option<String>,
+    /// The pacing slot reserved for it, while it waits for one.
+    pub pace_slot_at: Option<NaiveDateTime>,
+    /// Why it waits while `pending` (`pacing`, ...); `None` when it does not.
+    pub hold_reason: Option<String>,
 }
 
 impl MessageRow {

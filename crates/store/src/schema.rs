@@ -24,6 +24,11 @@ diesel::table! {
         updated_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
         revision -> BigInt,
+        pace_last_send_at -> Nullable<Timestamp>,
+        pace_next_slot_at -> Nullable<Timestamp>,
+        pace_in_flight_until -> Nullable<Timestamp>,
+        pacing_min_interval_ms -> Nullable<BigInt>,
+        pacing_jitter_ms -> Nullable<BigInt>,
     }
 }
 
@@ -62,6 +67,8 @@ diesel::table! {
         wa_message_id -> Nullable<Text>,
         attempts -> Integer,
         traceparent -> Nullable<Text>,
+        pace_slot_at -> Nullable<Timestamp>,
+        hold_reason -> Nullable<Text>,
     }
 }
 

@@ -21,9 +21,15 @@ use serde_json::{json, Value};
 use wapim_app::relay::{Relay, RelayConfig};
 use wapim_broker::{Broker, BrokerConfig, Headers};
 use wapim_dispatcher::Dispatcher;
-use wapim_settings::DispatcherSettings;
+use wapim_settings::{DispatcherSettings, PacingSettings};
 use wapim_waha::WahaClient;
 use wapim_waha_sim::{Engine, SessionStatus};
+
+/// The end-to-end figures measure the pipeline itself, unpaced.
+const UNPACED: PacingSettings = PacingSettings {
+    min_interval_ms: 0,
+    jitter_ms: 0,
+};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -148,7 +154,13 @@ async fn main() {
         sweep_secs: 10,
     };
     for i in 0..2 {
-        let d = Dispatcher::new(pool.clone(), broker.clone(), waha.clone(), settings.clone());
+        let d = Dispatcher::new(
+            pool.clone(),
+            broker.clone(),
+            waha.clone(),
+            settings.clone(),
+            &UNPACED,
+        );
         tokio::spawn(async move { d.run(&format!("bench-{i}")).await });
     }
 

@@ -60,6 +60,9 @@ impl Fleet {
             .env("WAPIM_AMQP__DELIVERY_LIMIT", DELIVERY_LIMIT.to_string())
             .env("WAPIM_WAHA__URL", &self.waha)
             .env("WAPIM_WAHA__TIMEOUT_SECS", "3")
+            // The soak is about exactly-once under faults, not pacing: sends go out unpaced.
+            .env("WAPIM_PACING__MIN_INTERVAL_MS", "0")
+            .env("WAPIM_PACING__JITTER_MS", "0")
             .env("WAPIM_HTTP__PORT", "0")
             .env("WAPIM_DISPATCHER__PREFETCH", "64")
             .env("WAPIM_DISPATCHER__LEASE_SECS", "5")

@@ -27,9 +27,11 @@ use rand::Rng;
 use tracing::Instrument;
 use wapim_broker::{Broker, Delivery};
 use wapim_domain::jobs::{Job, JobEnvelope, JOB_VERSION};
+use wapim_domain::pacing::Pace;
 use wapim_domain::time::now_micros;
-use wapim_domain::MessageType;
-use wapim_settings::DispatcherSettings;
+use wapim_domain::{HoldReason, MessageType};
+use wapim_settings::{DispatcherSettings, PacingSettings};
+use wapim_store::dispatch::{PacedClaim, Release};
 use wapim_store::messages::MessageRow;
 use wapim_store::{dispatch, DbConn, Pool, StoreError};
 use wapim_telemetry::{TraceContext, TRACEPARENT};
@@ -77,8 +79,13 @@ pub struct Dispatcher {
     broker: Broker,
     waha: WahaClient,
     settings: DispatcherSettings,
+    pace: Pace,
+    paces: Arc<Mutex<HashMap<String, (Pace, Instant)>>>,
     engines: EngineCache,
 }
+
+/// How long a dispatcher trusts what it read of a device's pacing.
+const PACE_CACHE: Duration = Duration::from_secs(5);
 
 async fn blocking<T: Send + 'static>(
     pool: &Pool,
@@ -103,13 +110,22 @@ fn error_json(e: &WahaError) -> String {
 }
 
 impl Dispatcher {
-    /// A dispatcher over `pool`, consuming from `broker`, sending through `waha`.
-    pub fn new(pool: Pool, broker: Broker, waha: WahaClient, settings: DispatcherSettings) -> Self {
+    /// A dispatcher over `pool`, consuming from `broker`, sending through `waha`, pacing each
+    /// device by `pacing`.
+    pub fn new(
+        pool: Pool,
+        broker: Broker,
+        waha: WahaClient,
+        settings: DispatcherSettings,
+        pacing: &PacingSettings,
+    ) -> Self {
         Self {
             pool,
             broker,
             waha,
             settings,
+            pace: Pace::from_millis(pacing.min_interval_ms, pacing.jitter_ms),
+            paces: Arc::new(Mutex::new(HashMap::new())),
             engines: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -216,8 +232,13 @@ impl Dispatcher {
         id: i64,
         session: Option<&str>,
     ) -> Result<Outcome, DispatchError> {
+        // Under pacing most claims wait for their slot: asking WAHA for an id first would be
+        // wasted on them (the id is asked for after the pacing decision instead).
         let prefetched = match session {
-            Some(s) if engine_has_ids(self.engine(s).await.as_deref()) => {
+            Some(s)
+                if self.pace_of(s).await.is_off()
+                    && engine_has_ids(self.engine(s).await.as_deref()) =>
+            {
                 // A failure here is not the message's: the claim goes on without an id and
                 // the send path asks again (and records what WAHA says).
                 self.waha.new_message_id(s).await.ok()
@@ -234,6 +255,43 @@ impl Dispatcher {
         else {
             return Ok(Outcome::Skipped);
         };
+        // Pacing: its turn, or back to pending until its slot (the worker moves on at once).
+        let immediate = !row.is_queue && row.schedule_at.is_none_or(|s| s <= row.created_at);
+        let paced = if immediate || self.pace_of(&row.session_id).await.is_off() {
+            None
+        } else {
+            let jitter: f64 = rand::rng().random_range(0.0..=1.0);
+            let (claimed, pace) = (row.clone(), self.pace);
+            let decision = blocking(&self.pool, move |c| {
+                dispatch::pace_claimed(c, &claimed, pace, now(), jitter, lease_until)
+            })
+            .await?;
+            match decision {
+                PacedClaim::Wait { .. } => return Ok(Outcome::Deferred),
+                PacedClaim::Send => Some(row.device_id),
+            }
+        };
+        let outcome = self.send_claimed(row, prefetched).await;
+        if let Some(device) = paced {
+            // The next send of the device may start an interval after this one ended.
+            let at = now();
+            if let Err(e) = blocking(&self.pool, move |c| {
+                dispatch::pace_finished(c, device, at, lease_until)
+            })
+            .await
+            {
+                tracing::warn!(device_id = device, error = %e, "could not record the end of a paced send; the device waits until its claim expires");
+            }
+        }
+        outcome
+    }
+
+    /// Sends a claimed message (its turn come) and records the outcome.
+    async fn send_claimed(
+        &self,
+        row: MessageRow,
+        prefetched: Option<String>,
+    ) -> Result<Outcome, DispatchError> {
         // An earlier attempt stored an id (not the one just asked for): it may have been sent
         // after all.
         let earlier_id = row
@@ -300,6 +358,31 @@ impl Dispatcher {
         })
         .await?;
         Ok(Outcome::Sent)
+    }
+
+    /// A session's pacing: its device's own, else the default (cached [`PACE_CACHE`]; the
+    /// claim reads the device's own under its lock, so a change applies there at once and here
+    /// within that time). A lookup failure reads as the default.
+    async fn pace_of(&self, session: &str) -> Pace {
+        if let Ok(cache) = self.paces.lock() {
+            if let Some((pace, at)) = cache.get(session) {
+                if at.elapsed() < PACE_CACHE {
+                    return *pace;
+                }
+            }
+        }
+        let (name, default) = (session.to_owned(), self.pace);
+        let pace = blocking(&self.pool, move |c| {
+            dispatch::device_pace(c, &name, default)
+        })
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(default);
+        if let Ok(mut cache) = self.paces.lock() {
+            cache.insert(session.to_owned(), (pace, Instant::now()));
+        }
+        pace
     }
 
     /// The engine of a session (cached five minutes); `None` when WAHA does not say.
@@ -410,8 +493,19 @@ impl Dispatcher {
             | WahaError::ReachOutTimelock { .. } => {
                 tracing::info!(message_id = id, error = %error, "held: the session cannot send now");
                 let due = at + secs(self.settings.hold_secs);
+                let hold = if matches!(error, WahaError::ReachOutTimelock { .. }) {
+                    HoldReason::ReachOutTimelock
+                } else {
+                    HoldReason::SessionNotReady
+                };
                 blocking(&self.pool, move |c| {
-                    dispatch::release(c, id, due, false, true, Some(&response), at)
+                    let how = Release {
+                        refund_attempt: true,
+                        api_response: Some(&response),
+                        hold: Some(hold),
+                        ..Release::at(due)
+                    };
+                    dispatch::release(c, id, &how, at)
                 })
                 .await?;
                 Ok(Outcome::Deferred)
@@ -437,7 +531,12 @@ impl Dispatcher {
             e if e.is_retryable() && row.attempts < self.settings.max_attempts => {
                 let due = at + self.backoff(row.attempts);
                 blocking(&self.pool, move |c| {
-                    dispatch::release(c, id, due, false, false, Some(&response), at)
+                    let how = Release {
+                        api_response: Some(&response),
+                        hold: Some(HoldReason::Retry),
+                        ..Release::at(due)
+                    };
+                    dispatch::release(c, id, &how, at)
                 })
                 .await?;
                 Ok(Outcome::Deferred)
@@ -489,7 +588,7 @@ impl Dispatcher {
                     }
                     Ok(None) => {
                         blocking(&self.pool, move |c| {
-                            dispatch::release(c, id, at, false, false, None, at)
+                            dispatch::release(c, id, &Release::at(at), at)
                         })
                         .await?;
                     }
@@ -507,7 +606,11 @@ impl Dispatcher {
                 {
                     // Its id is stored before any send: without one, the send never started.
                     blocking(&self.pool, move |c| {
-                        dispatch::release(c, id, at, false, true, None, at)
+                        let how = Release {
+                            refund_attempt: true,
+                            ..Release::at(at)
+                        };
+                        dispatch::release(c, id, &how, at)
                     })
                     .await?;
                 }

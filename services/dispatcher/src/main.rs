@@ -108,7 +108,13 @@ async fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let dispatcher = Dispatcher::new(pool, broker, waha, settings.dispatcher.clone());
+    let dispatcher = Dispatcher::new(
+        pool,
+        broker,
+        waha,
+        settings.dispatcher.clone(),
+        &settings.pacing,
+    );
     let tag = format!("dispatcher-{}", std::process::id());
     tracing::info!(%address, "dispatcher consuming send jobs");
     tokio::select! {

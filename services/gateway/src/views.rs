@@ -4,7 +4,7 @@
 use serde::Serialize;
 use serde_json::Value;
 use wapim_domain::time::format_naive_utc;
-use wapim_domain::{ExposeSecret, SecretString};
+use wapim_domain::{ExposeSecret, MessageStatus, SecretString};
 use wapim_store::devices::DeviceRow;
 use wapim_store::messages::MessageRow;
 
@@ -51,6 +51,10 @@ pub struct DeviceView {
     created_at: String,
     updated_at: String,
     deleted_at: Option<String>,
+    /// Extensions after the reference's fields: the device's own pacing (null: the server's
+    /// `WAPIM_PACING__*` defaults).
+    pacing_min_interval_ms: Option<i64>,
+    pacing_jitter_ms: Option<i64>,
 }
 
 impl DeviceView {
@@ -77,6 +81,8 @@ impl DeviceView {
             created_at: format_naive_utc(&row.created_at),
             updated_at: format_naive_utc(&row.updated_at),
             deleted_at: ts(&row.deleted_at),
+            pacing_min_interval_ms: row.pacing_min_interval_ms,
+            pacing_jitter_ms: row.pacing_jitter_ms,
         }
     }
 }
@@ -108,6 +114,9 @@ pub struct MessageView {
     created_at: String,
     updated_at: String,
     deleted_at: Option<String>,
+    /// Why a `pending` message waits (`pacing`, `session_not_ready`, `reach_out_timelock`,
+    /// `retry`); null otherwise. An extension of the reference's shape, after its fields.
+    hold_reason: Option<String>,
 }
 
 impl MessageView {
@@ -138,6 +147,9 @@ impl MessageView {
             created_at: format_naive_utc(&row.created_at),
             updated_at: format_naive_utc(&row.updated_at),
             deleted_at: ts(&row.deleted_at),
+            hold_reason: row
+                .hold_reason
+                .filter(|_| row.status == MessageStatus::Pending),
         }
     }
 }

@@ -31,6 +31,8 @@ fn set_up() -> (TestDatabase, Pool, i64) {
             auto_reply: None,
             auto_forward: None,
             auto_forward_number: None,
+            pacing_min_interval_ms: None,
+            pacing_jitter_ms: None,
         },
         "wapi-intake",
         &TokenFields {

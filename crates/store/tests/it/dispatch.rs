@@ -4,8 +4,9 @@ use std::collections::HashSet;
 use std::sync::Barrier;
 
 use chrono::TimeDelta;
+use wapim_domain::HoldReason;
 use wapim_domain::MessageStatus::{Failed, Pending, Processing, Sent};
-use wapim_store::dispatch;
+use wapim_store::dispatch::{self, Release};
 use wapim_store::messages::{self, MessageRow};
 use wapim_store::{devices, DbConn};
 
@@ -59,7 +60,7 @@ wapim_testkit::both_backends! {
         // The job is confirmed; before the relay marks it, a dispatcher already took it, failed
         // and released it for a retry (a new job is owed).
         dispatch::claim(&mut conn, m.id, now(), later(90)).unwrap().unwrap();
-        dispatch::release(&mut conn, m.id, now(), false, false, Some("{}"), now()).unwrap().unwrap();
+        dispatch::release(&mut conn, m.id, &Release { api_response: Some("{}"), ..Release::at(now()) }, now()).unwrap().unwrap();
         assert_eq!(dispatch::mark_published(&mut conn, &[m.id], reserved, now()).unwrap(), 0);
         assert!(stored(&mut conn, m.id).published_at.is_none());
         assert_eq!(ids(dispatch::reserve_due(&mut conn, now(), later(30), 10).unwrap()), [m.id], "the relay publishes it again");
@@ -139,7 +140,8 @@ wapim_testkit::both_backends! {
         assert_eq!(failed.api_response.as_deref(), Some(r#"{"statusCode":400}"#));
 
         let retry_at = later(30);
-        let held = dispatch::release(&mut conn, c.id, retry_at, false, true, Some("{}"), now()).unwrap().unwrap();
+        let held = dispatch::release(&mut conn, c.id, &Release { refund_attempt: true, api_response: Some("{}"), hold: Some(HoldReason::SessionNotReady), ..Release::at(retry_at) }, now()).unwrap().unwrap();
+        assert_eq!(held.hold_reason.as_deref(), Some("session_not_ready"), "says why it waits");
         assert_eq!(held.status, Pending);
         assert_eq!(held.due_at, retry_at);
         assert_eq!(held.attempts, 0, "a hold refunds the attempt");
@@ -166,7 +168,7 @@ wapim_testkit::both_backends! {
         // A text whose earlier attempt stored an id keeps it (its outcome is looked up by it).
         dispatch::claim(&mut conn, retried.id, now(), later(90)).unwrap().unwrap();
         assert!(dispatch::set_wa_message_id(&mut conn, retried.id, "3EB0OLD").unwrap());
-        dispatch::release(&mut conn, retried.id, now(), false, false, None, now()).unwrap().unwrap();
+        dispatch::release(&mut conn, retried.id, &Release::at(now()), now()).unwrap().unwrap();
         let claimed = dispatch::claim_with_wa_id(&mut conn, retried.id, now(), later(90), Some("3EB0NEWER")).unwrap().unwrap();
         assert_eq!(claimed.wa_message_id.as_deref(), Some("3EB0OLD"));
         assert!(

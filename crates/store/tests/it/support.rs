@@ -53,6 +53,8 @@ pub fn device_fields(session_id: &str) -> DeviceFields {
         auto_reply: None,
         auto_forward: None,
         auto_forward_number: None,
+        pacing_min_interval_ms: None,
+        pacing_jitter_ms: None,
     }
 }
 

@@ -1,37 +1,19 @@
 //! Crash safety with real processes: a dispatcher SIGKILLed while WAHA is slow and a send is in
 //! flight, then restarted, loses nothing and sends nothing twice.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use wapim_waha_sim::Faults;
 
-use crate::helpers::{amqp_url, Options, Pipeline};
+use crate::helpers::{dispatcher_binary, Options, Pipeline};
 
-/// Starts the real `dispatcher` binary against the pipeline's database, queues and simulator.
+/// The real `dispatcher` binary, unpaced.
 fn dispatcher_process(p: &Pipeline, lease_secs: u64) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_dispatcher"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("WAPIM_DATABASE__URL", &p.db.url)
-        .env("WAPIM_DATABASE__CREATE_IF_MISSING", "false")
-        .env("WAPIM_DATABASE__POOL_MAX_SIZE", "4")
-        .env("WAPIM_AMQP__URL", amqp_url())
-        .env("WAPIM_AMQP__PREFIX", &p.prefix)
-        .env("WAPIM_WAHA__URL", p.sim.base_url())
-        .env("WAPIM_WAHA__TIMEOUT_SECS", "10")
-        .env("WAPIM_HTTP__PORT", "0")
-        .env("WAPIM_DISPATCHER__LEASE_SECS", lease_secs.to_string())
-        .env("WAPIM_DISPATCHER__SWEEP_SECS", "1")
-        .env("WAPIM_DISPATCHER__BACKOFF_BASE_MS", "50")
-        .env("WAPIM_LOG__LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the dispatcher binary starts")
+    dispatcher_binary(p, lease_secs, 0, 0)
 }
 
-fn sigkill(mut child: Child) {
+pub fn sigkill(mut child: Child) {
     // Child::kill sends SIGKILL on Unix: no destructor, no graceful shutdown, no ack.
     child.kill().expect("killed");
     child.wait().expect("reaped");

@@ -4,13 +4,20 @@
 #![allow(dead_code)]
 
 use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use wapim_app::relay::{Relay, RelayConfig};
 use wapim_broker::{Broker, BrokerConfig};
 use wapim_dispatcher::Dispatcher;
-use wapim_settings::{DispatcherSettings, Settings};
+use wapim_settings::{DispatcherSettings, PacingSettings, Settings};
+
+/// No pacing: the pipeline tests are about delivery, not spacing.
+pub const UNPACED: PacingSettings = PacingSettings {
+    min_interval_ms: 0,
+    jitter_ms: 0,
+};
 use wapim_store::Pool;
 use wapim_testkit::TestDatabase;
 use wapim_waha::WahaClient;
@@ -20,6 +27,32 @@ use wapim_waha_sim::{Engine, SessionStatus, SimConfig, SimHandle};
 pub fn amqp_url() -> String {
     std::env::var("WAPIM_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// Starts the real `dispatcher` binary against the pipeline's database, queues and simulator,
+/// pacing each device by `interval_ms` + up to `jitter_ms`.
+pub fn dispatcher_binary(p: &Pipeline, lease_secs: u64, interval_ms: u64, jitter_ms: u64) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_dispatcher"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("WAPIM_DATABASE__URL", &p.db.url)
+        .env("WAPIM_DATABASE__CREATE_IF_MISSING", "false")
+        .env("WAPIM_DATABASE__POOL_MAX_SIZE", "4")
+        .env("WAPIM_AMQP__URL", amqp_url())
+        .env("WAPIM_AMQP__PREFIX", &p.prefix)
+        .env("WAPIM_WAHA__URL", p.sim.base_url())
+        .env("WAPIM_WAHA__TIMEOUT_SECS", "10")
+        .env("WAPIM_HTTP__PORT", "0")
+        .env("WAPIM_DISPATCHER__LEASE_SECS", lease_secs.to_string())
+        .env("WAPIM_DISPATCHER__SWEEP_SECS", "1")
+        .env("WAPIM_DISPATCHER__BACKOFF_BASE_MS", "50")
+        .env("WAPIM_PACING__MIN_INTERVAL_MS", interval_ms.to_string())
+        .env("WAPIM_PACING__JITTER_MS", jitter_ms.to_string())
+        .env("WAPIM_LOG__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the dispatcher binary starts")
 }
 
 /// Settings fast enough for tests: short backoff and holds.
@@ -214,9 +247,24 @@ impl Pipeline {
         tokio::spawn(self.relay().run());
     }
 
+    /// An unpaced dispatcher (the pipeline's own tests); see [`Self::paced_dispatcher`].
     pub fn dispatcher(&self, settings: DispatcherSettings) -> Dispatcher {
+        self.paced_dispatcher(settings, UNPACED)
+    }
+
+    pub fn paced_dispatcher(
+        &self,
+        settings: DispatcherSettings,
+        pacing: PacingSettings,
+    ) -> Dispatcher {
         let waha = WahaClient::new(&self.sim.base_url(), None, Duration::from_secs(5)).unwrap();
-        Dispatcher::new(self.pool.clone(), self.broker.clone(), waha, settings)
+        Dispatcher::new(
+            self.pool.clone(),
+            self.broker.clone(),
+            waha,
+            settings,
+            &pacing,
+        )
     }
 
     pub fn spawn_dispatcher(&self, settings: DispatcherSettings) {

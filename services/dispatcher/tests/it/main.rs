@@ -4,5 +4,6 @@
 
 mod crash;
 mod helpers;
+mod pacing;
 mod proxy;
 mod sending;

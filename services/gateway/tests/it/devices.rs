@@ -131,6 +131,35 @@ wapim_testkit::both_backends! {
         assert_eq!(app.get("/api/devices", &rotated).await.status, 200);
     }
 
+    async fn a_device_carries_its_own_pacing_which_patch_keeps_and_null_resets() {
+        let app = spawn_app().await;
+        let r = app
+            .post(
+                "/api/devices",
+                &As::Operator,
+                json!({"name": "Paced", "phone_number": "0811010010010", "pacing_min_interval_ms": 5000, "pacing_jitter_ms": 0}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["data"]["pacing_min_interval_ms"], 5000);
+        assert_eq!(r.body["data"]["pacing_jitter_ms"], 0);
+        let id = r.body["data"]["id"].as_i64().unwrap();
+        let path = format!("/api/devices/{id}");
+        let r = app.request(Method::PATCH, &path, &As::Operator, Some(json!({"pacing_jitter_ms": 2500}))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["data"]["pacing_min_interval_ms"], 5000, "PATCH keeps what it does not name");
+        assert_eq!(r.body["data"]["pacing_jitter_ms"], 2500);
+        let r = app.request(Method::PATCH, &path, &As::Operator, Some(json!({"pacing_min_interval_ms": null}))).await;
+        assert_eq!(r.body["data"]["pacing_min_interval_ms"], serde_json::Value::Null, "null: the server's default");
+        let shown = app.get(&path, &As::Operator).await;
+        assert_eq!(shown.body["data"]["pacing_jitter_ms"], 2500);
+        for bad in [json!(-1), json!(1.5), json!("1000"), json!(86_400_001)] {
+            let r = app.request(Method::PATCH, &path, &As::Operator, Some(json!({"pacing_min_interval_ms": bad}))).await;
+            assert_eq!(r.status, 422, "{bad}: {}", r.text);
+            assert!(r.body["errors"]["pacing_min_interval_ms"][0].is_string(), "{}", r.text);
+        }
+    }
+
     async fn invalid_devices_are_refused_field_by_field_and_nothing_is_written() {
         let app = spawn_app().await;
         let r = app
