@@ -9,7 +9,7 @@ use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 use wapim_domain::pacing::{self, Pace, PaceDecision, PaceState};
 use wapim_domain::{HoldReason, MessageStatus, MessageType};
 
-use crate::messages::{legal_sources, MessageRow};
+use crate::messages::{job_owed_again, legal_sources, MessageRow};
 use crate::schema::{devices, messages};
 use crate::{DbConn, StoreError};
 
@@ -247,14 +247,14 @@ pub fn record_failed(
 pub struct Release<'a> {
     /// When it is due again.
     pub due_at: NaiveDateTime,
-    /// A delayed job is already on its way: the relay owes none.
-    pub published: bool,
     /// A hold that must not burn an attempt (the session cannot send now).
     pub refund_attempt: bool,
     /// What WAHA answered, for `api_response`.
     pub api_response: Option<&'a str>,
     /// Why it waits (`hold_reason`).
     pub hold: Option<HoldReason>,
+    /// The pacing slot it holds (`pace_slot_at`); any other release gives a stale one up.
+    pub slot: Option<NaiveDateTime>,
 }
 
 impl Release<'_> {
@@ -262,10 +262,10 @@ impl Release<'_> {
     pub fn at(due_at: NaiveDateTime) -> Self {
         Release {
             due_at,
-            published: false,
             refund_attempt: false,
             api_response: None,
             hold: None,
+            slot: None,
         }
     }
 }
@@ -279,10 +279,10 @@ pub fn release(
 ) -> Result<Option<MessageRow>, StoreError> {
     let Release {
         due_at,
-        published,
         refund_attempt,
         api_response,
         hold,
+        slot,
     } = *how;
     let to = MessageStatus::Pending;
     let refund = if refund_attempt { 1 } else { 0 };
@@ -292,11 +292,10 @@ pub fn release(
         .set((
             messages::status.eq(to.as_str()),
             messages::due_at.eq(due_at),
-            messages::published_at.eq(published.then_some(now)),
-            // A relay mid-pass must not mark the job owed again published.
-            messages::relay_lease_until.eq(None::<NaiveDateTime>),
+            job_owed_again(),
             messages::api_response.eq(api_response),
             messages::hold_reason.eq(hold.map(HoldReason::as_str)),
+            messages::pace_slot_at.eq(slot),
             messages::attempts.eq(messages::attempts - refund),
             messages::status_updated_at.eq(now),
             messages::updated_at.eq(now),
@@ -363,8 +362,7 @@ pub fn resend(
         .set((
             messages::status.eq(to.as_str()),
             messages::due_at.eq(now),
-            messages::published_at.eq(None::<NaiveDateTime>),
-            messages::relay_lease_until.eq(None::<NaiveDateTime>),
+            job_owed_again(),
             messages::lease_until.eq(None::<NaiveDateTime>),
             messages::wa_message_id.eq(None::<String>),
             messages::attempts.eq(0),
@@ -474,25 +472,14 @@ pub fn pace_claimed(
         match decision {
             PaceDecision::Send { .. } => Ok(PacedClaim::Send),
             PaceDecision::Wait { until, slot, .. } => {
-                let to = MessageStatus::Pending;
-                diesel::update(messages::table)
-                    .filter(messages::id.eq(message.id))
-                    .filter(
-                        messages::status.eq_any(legal_sources(&[MessageStatus::Processing], to)),
-                    )
-                    .set((
-                        messages::status.eq(to.as_str()),
-                        messages::due_at.eq(until),
-                        messages::pace_slot_at.eq(slot),
-                        messages::hold_reason.eq(HoldReason::Pacing.as_str()),
-                        messages::published_at.eq(None::<NaiveDateTime>),
-                        messages::relay_lease_until.eq(None::<NaiveDateTime>),
-                        messages::lease_until.eq(None::<NaiveDateTime>),
-                        messages::attempts.eq(messages::attempts - 1),
-                        messages::updated_at.eq(now),
-                        messages::revision.eq(messages::revision + 1),
-                    ))
-                    .execute(c)?;
+                let how = Release {
+                    refund_attempt: true,
+                    api_response: message.api_response.as_deref(),
+                    hold: Some(HoldReason::Pacing),
+                    slot: Some(slot),
+                    ..Release::at(until)
+                };
+                release(c, message.id, &how, now)?;
                 Ok(PacedClaim::Wait { until })
             }
         }

@@ -316,6 +316,19 @@ fn filtered(filter: &MessageFilter) -> messages::BoxedQuery<'_, crate::Backend> 
     query
 }
 
+/// The columns that make a message's send job owed again: the relay publishes a new job, and a
+/// relay still mid-pass over the old one loses its reservation, so it cannot mark the new job
+/// published (see [`crate::dispatch::mark_published`]). Every write that re-owes a job sets these.
+pub(crate) fn job_owed_again() -> (
+    diesel::dsl::Eq<messages::published_at, Option<NaiveDateTime>>,
+    diesel::dsl::Eq<messages::relay_lease_until, Option<NaiveDateTime>>,
+) {
+    (
+        messages::published_at.eq(None::<NaiveDateTime>),
+        messages::relay_lease_until.eq(None::<NaiveDateTime>),
+    )
+}
+
 /// The statuses a guarded UPDATE may move from to reach `to`: `from` restricted to the legal
 /// moves of [`MessageStatus::can_move_to`], as text for the WHERE clause. Every status write of
 /// the store goes through here, so an illegal move can never be written.
@@ -349,9 +362,7 @@ pub fn update_pending(
         .set((
             fields,
             messages::due_at.eq(due_at),
-            messages::published_at.eq(None::<NaiveDateTime>),
-            // A relay mid-pass must not mark this newly owed job published.
-            messages::relay_lease_until.eq(None::<NaiveDateTime>),
+            job_owed_again(),
             messages::updated_at.eq(now),
             messages::revision.eq(messages::revision + 1),
         ))
@@ -472,9 +483,7 @@ pub fn undelete(
             messages::status.eq(to.as_str()),
             messages::status_updated_at.eq(now),
             messages::cancel_reason.eq(None::<String>),
-            messages::published_at.eq(None::<NaiveDateTime>),
-            // A relay mid-pass must not mark this newly owed job published.
-            messages::relay_lease_until.eq(None::<NaiveDateTime>),
+            job_owed_again(),
         ))
         .returning(messages::all_columns)
         .get_result(conn)
@@ -529,9 +538,7 @@ pub fn revive_cancelled_of_device(
             messages::status_updated_at.eq(now),
             messages::updated_at.eq(now),
             messages::cancel_reason.eq(None::<String>),
-            messages::published_at.eq(None::<NaiveDateTime>),
-            // A relay mid-pass must not mark this newly owed job published.
-            messages::relay_lease_until.eq(None::<NaiveDateTime>),
+            job_owed_again(),
             messages::revision.eq(messages::revision + 1),
         ))
         .execute(conn)?)
