@@ -72,6 +72,14 @@ pub struct PacingSettings {
     pub jitter_ms: u64,
 }
 
+impl PacingSettings {
+    /// No pacing (benches and soaks that measure the pipeline itself).
+    pub const OFF: Self = Self {
+        min_interval_ms: 0,
+        jitter_ms: 0,
+    };
+}
+
 /// `[amqp]`: where send jobs travel.
 #[derive(Clone, Deserialize)]
 pub struct AmqpSettings {

@@ -25,12 +25,6 @@ use wapim_settings::{DispatcherSettings, PacingSettings};
 use wapim_waha::WahaClient;
 use wapim_waha_sim::{Engine, SessionStatus};
 
-/// The end-to-end figures measure the pipeline itself, unpaced.
-const UNPACED: PacingSettings = PacingSettings {
-    min_interval_ms: 0,
-    jitter_ms: 0,
-};
-
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -159,7 +153,8 @@ async fn main() {
             broker.clone(),
             waha.clone(),
             settings.clone(),
-            &UNPACED,
+            // The end-to-end figures measure the pipeline itself, unpaced.
+            &PacingSettings::OFF,
         );
         tokio::spawn(async move { d.run(&format!("bench-{i}")).await });
     }

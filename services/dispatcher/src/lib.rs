@@ -69,8 +69,33 @@ fn engine_has_ids(engine: Option<&str>) -> bool {
     matches!(engine, Some("NOWEB") | Some("GOWS"))
 }
 
-/// Each session's engine as WAHA last reported it, and when it was asked.
-type EngineCache = Arc<Mutex<HashMap<String, (Option<String>, Instant)>>>;
+/// Per-session facts read from WAHA or the database, trusted for `ttl` (a failed lock reads as
+/// a miss: the caller asks again).
+struct BySession<V> {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (V, Instant)>>,
+}
+
+impl<V: Clone> BySession<V> {
+    fn new(ttl: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn get(&self, session: &str) -> Option<V> {
+        let entries = self.entries.lock().ok()?;
+        let (value, at) = entries.get(session)?;
+        (at.elapsed() < self.ttl).then(|| value.clone())
+    }
+
+    fn put(&self, session: &str, value: V) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.insert(session.to_owned(), (value, Instant::now()));
+        }
+    }
+}
 
 /// Consumes jobs and sends messages; cheap to clone (one per consumer task).
 #[derive(Clone)]
@@ -80,8 +105,10 @@ pub struct Dispatcher {
     waha: WahaClient,
     settings: DispatcherSettings,
     pace: Pace,
-    paces: Arc<Mutex<HashMap<String, (Pace, Instant)>>>,
-    engines: EngineCache,
+    /// Each session's pacing, as its device last said ([`PACE_CACHE`]).
+    paces: Arc<BySession<Pace>>,
+    /// Each session's engine, as WAHA last said (five minutes).
+    engines: Arc<BySession<Option<String>>>,
 }
 
 /// How long a dispatcher trusts what it read of a device's pacing.
@@ -125,8 +152,8 @@ impl Dispatcher {
             waha,
             settings,
             pace: Pace::from_millis(pacing.min_interval_ms, pacing.jitter_ms),
-            paces: Arc::new(Mutex::new(HashMap::new())),
-            engines: Arc::new(Mutex::new(HashMap::new())),
+            paces: BySession::new(PACE_CACHE),
+            engines: BySession::new(Duration::from_secs(300)),
         }
     }
 
@@ -364,12 +391,8 @@ impl Dispatcher {
     /// claim reads the device's own under its lock, so a change applies there at once and here
     /// within that time). A lookup failure reads as the default.
     async fn pace_of(&self, session: &str) -> Pace {
-        if let Ok(cache) = self.paces.lock() {
-            if let Some((pace, at)) = cache.get(session) {
-                if at.elapsed() < PACE_CACHE {
-                    return *pace;
-                }
-            }
+        if let Some(pace) = self.paces.get(session) {
+            return pace;
         }
         let (name, default) = (session.to_owned(), self.pace);
         let pace = blocking(&self.pool, move |c| {
@@ -379,28 +402,20 @@ impl Dispatcher {
         .ok()
         .flatten()
         .unwrap_or(default);
-        if let Ok(mut cache) = self.paces.lock() {
-            cache.insert(session.to_owned(), (pace, Instant::now()));
-        }
+        self.paces.put(session, pace);
         pace
     }
 
     /// The engine of a session (cached five minutes); `None` when WAHA does not say.
     async fn engine(&self, session: &str) -> Option<String> {
-        if let Ok(cache) = self.engines.lock() {
-            if let Some((engine, at)) = cache.get(session) {
-                if at.elapsed() < Duration::from_secs(300) {
-                    return engine.clone();
-                }
-            }
+        if let Some(engine) = self.engines.get(session) {
+            return engine;
         }
         let engine = match self.waha.session(session).await {
             Ok(Some(info)) => info.engine,
             _ => None,
         };
-        if let Ok(mut cache) = self.engines.lock() {
-            cache.insert(session.to_owned(), (engine.clone(), Instant::now()));
-        }
+        self.engines.put(session, engine.clone());
         engine
     }
 
