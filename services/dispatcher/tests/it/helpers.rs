@@ -12,12 +12,6 @@ use wapim_app::relay::{Relay, RelayConfig};
 use wapim_broker::{Broker, BrokerConfig};
 use wapim_dispatcher::Dispatcher;
 use wapim_settings::{DispatcherSettings, PacingSettings, Settings};
-
-/// No pacing: the pipeline tests are about delivery, not spacing.
-pub const UNPACED: PacingSettings = PacingSettings {
-    min_interval_ms: 0,
-    jitter_ms: 0,
-};
 use wapim_store::Pool;
 use wapim_testkit::TestDatabase;
 use wapim_waha::WahaClient;
@@ -247,9 +241,10 @@ impl Pipeline {
         tokio::spawn(self.relay().run());
     }
 
-    /// An unpaced dispatcher (the pipeline's own tests); see [`Self::paced_dispatcher`].
+    /// An unpaced dispatcher (the pipeline tests are about delivery, not spacing); see
+    /// [`Self::paced_dispatcher`].
     pub fn dispatcher(&self, settings: DispatcherSettings) -> Dispatcher {
-        self.paced_dispatcher(settings, UNPACED)
+        self.paced_dispatcher(settings, PacingSettings::OFF)
     }
 
     pub fn paced_dispatcher(
@@ -323,6 +318,67 @@ impl Pipeline {
                 m["status"]
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// POSTs texts as one batch, as the device of `session` with `token`.
+    pub async fn batch_as(&self, session: &str, token: &str, texts: &[String]) {
+        let items: Vec<Value> = texts
+            .iter()
+            .map(|t| json!({"recipient": "0811010010011", "message_type": "text", "message": t}))
+            .collect();
+        let r = self
+            .client
+            .post(format!("{}/api/messages-batch", self.base))
+            .header("X-Session-Id", session)
+            .header("X-Session-Secret-Token", token)
+            .json(&json!({ "items": items }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+
+    /// Registers another device (`body` as the API takes it) with a WORKING GOWS session on
+    /// the simulator; returns its session id and token.
+    pub async fn add_device(&self, body: Value) -> (String, String) {
+        let r: Value = self
+            .client
+            .post(format!("{}/api/devices", self.base))
+            .bearer_auth(&self.admin_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = r["data"]["session_id"].as_str().unwrap().to_owned();
+        let token = r["data"]["secret_token"].as_str().unwrap().to_owned();
+        self.sim
+            .ensure_session(&session, Engine::Gows, SessionStatus::Working);
+        (session, token)
+    }
+
+    /// Waits (up to `within`) until the simulator recorded `n` sends.
+    pub async fn wait_for_sends(&self, n: usize, within: Duration) {
+        let started = Instant::now();
+        while self.sim.send_count() < n {
+            assert!(
+                started.elapsed() < within,
+                "{} of {n} sent after {within:?}",
+                self.sim.send_count()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits (up to `within`) until the message with `text` was sent at least once.
+    pub async fn wait_for_send_of(&self, text: &str, within: Duration) {
+        let started = Instant::now();
+        while self.sends_of(text) == 0 {
+            assert!(started.elapsed() < within, "{text:?} is never sent");
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 

@@ -6,52 +6,21 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use wapim_settings::PacingSettings;
-use wapim_waha_sim::{Engine, SessionStatus};
 
 use crate::crash::sigkill;
 use crate::helpers::{dispatcher_binary, test_dispatcher_settings, Options, Pipeline};
 
 const INTERVAL: Duration = Duration::from_millis(700);
 
-/// Posts a batch of texts as the pipeline's device.
-async fn batch(p: &Pipeline, token: &str, session: &str, texts: &[String]) {
-    let items: Vec<Value> = texts
-        .iter()
-        .map(|t| json!({"recipient": "0811010010011", "message_type": "text", "message": t}))
-        .collect();
-    let r = p
-        .client
-        .post(format!("{}/api/messages-batch", p.base))
-        .header("X-Session-Id", session)
-        .header("X-Session-Secret-Token", token)
-        .json(&json!({ "items": items }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-}
-
-async fn wait_for_sends(p: &Pipeline, n: usize, within: Duration) {
-    let started = Instant::now();
-    while p.sim.send_count() < n {
-        assert!(
-            started.elapsed() < within,
-            "{} of {n} sent after {within:?}",
-            p.sim.send_count()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 wapim_testkit::both_backends! {
     async fn two_dispatcher_processes_never_send_one_device_closer_than_its_interval() {
         let p = Pipeline::start_with(Options { run_dispatcher: false, ..Options::default() }).await;
         let texts: Vec<String> = (0..6).map(|i| format!("paced {i}")).collect();
-        batch(&p, &p.device_token, "wapi-test", &texts).await;
+        p.batch_as("wapi-test", &p.device_token, &texts).await;
         let ms = INTERVAL.as_millis() as u64;
         let a = dispatcher_binary(&p, 30, ms, 100);
         let b = dispatcher_binary(&p, 30, ms, 100);
-        wait_for_sends(&p, texts.len(), Duration::from_secs(30)).await;
+        p.wait_for_sends(texts.len(), Duration::from_secs(30)).await;
         sigkill(a);
         sigkill(b);
         let sends = p.sim.sends();
@@ -75,31 +44,16 @@ wapim_testkit::both_backends! {
 
         // Device A: 100 messages queued at once.
         let texts: Vec<String> = (0..100).map(|i| format!("busy {i}")).collect();
-        batch(&p, &p.device_token, "wapi-test", &texts).await;
-        wait_for_sends(&p, 1, Duration::from_secs(10)).await;
+        p.batch_as("wapi-test", &p.device_token, &texts).await;
+        p.wait_for_sends(1, Duration::from_secs(10)).await;
 
         // Device B's first message goes out at once, not behind A's queue.
-        let other: Value = p
-            .client
-            .post(format!("{}/api/devices", p.base))
-            .bearer_auth(&p.admin_token)
-            .json(&json!({"name": "Other Shop", "phone_number": "0811010010020"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let session = other["data"]["session_id"].as_str().unwrap().to_owned();
-        let token = other["data"]["secret_token"].as_str().unwrap().to_owned();
-        p.sim.ensure_session(&session, Engine::Gows, SessionStatus::Working);
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (session, token) = p
+            .add_device(json!({"name": "Other Shop", "phone_number": "0811010010020"}))
+            .await;
         let posted = Instant::now();
-        batch(&p, &token, &session, &["first of B".to_owned()]).await;
-        while p.sends_of("first of B") == 0 {
-            assert!(posted.elapsed() < Duration::from_secs(5), "B was never sent");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        p.batch_as(&session, &token, &["first of B".to_owned()]).await;
+        p.wait_for_send_of("first of B", Duration::from_secs(5)).await;
         let waited = posted.elapsed();
         assert!(waited < Duration::from_secs(1), "B's first send waited {waited:?} behind A's queue");
         // Meanwhile A is paced: at most one send a second so far.
@@ -126,26 +80,15 @@ wapim_testkit::both_backends! {
         // The server's default is a minute: the pipeline's own device sends one and waits.
         let d = p.paced_dispatcher(test_dispatcher_settings(), PacingSettings { min_interval_ms: 60_000, jitter_ms: 0 });
         tokio::spawn(async move { d.run("paced-own").await });
-        let fast: Value = p
-            .client
-            .post(format!("{}/api/devices", p.base))
-            .bearer_auth(&p.admin_token)
-            .json(&json!({"name": "Own Pace", "phone_number": "0811010010030", "pacing_min_interval_ms": 0, "pacing_jitter_ms": 0}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let session = fast["data"]["session_id"].as_str().unwrap().to_owned();
-        let token = fast["data"]["secret_token"].as_str().unwrap().to_owned();
-        p.sim.ensure_session(&session, Engine::Gows, SessionStatus::Working);
+        let (session, token) = p
+            .add_device(json!({"name": "Own Pace", "phone_number": "0811010010030", "pacing_min_interval_ms": 0, "pacing_jitter_ms": 0}))
+            .await;
 
         let slow: Vec<String> = (0..3).map(|i| format!("default {i}")).collect();
         let quick: Vec<String> = (0..3).map(|i| format!("own {i}")).collect();
-        batch(&p, &p.device_token, "wapi-test", &slow).await;
-        batch(&p, &token, &session, &quick).await;
-        wait_for_sends(&p, 4, Duration::from_secs(10)).await;
+        p.batch_as("wapi-test", &p.device_token, &slow).await;
+        p.batch_as(&session, &token, &quick).await;
+        p.wait_for_sends(4, Duration::from_secs(10)).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let sends = p.sim.sends();
         assert_eq!(sends.iter().filter(|s| s.session == session).count(), 3, "its own pacing is off: {sends:?}");

@@ -74,11 +74,7 @@ wapim_testkit::both_backends! {
         let untraced = p.text("untraced").await;
         p.wait_for_status(id, "sent", WAIT).await;
         p.wait_for_status(untraced, "sent", WAIT).await;
-        let deadline = std::time::Instant::now() + WAIT;
-        while p.sends_of("traced in a batch") == 0 {
-            assert!(std::time::Instant::now() < deadline, "the batch item is never sent");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        p.wait_for_send_of("traced in a batch", WAIT).await;
 
         let calls = p.sim.calls();
         let trace_of = |text: &str| {
@@ -189,24 +185,9 @@ wapim_testkit::both_backends! {
 
     async fn a_batch_of_a_thousand_is_sent_once_each() {
         let p = Pipeline::start().await;
-        let items: Vec<_> = (0..1000)
-            .map(|i| json!({"recipient": "0811010010011", "message_type": "text", "message": format!("batch {i}")}))
-            .collect();
-        let r = p
-            .client
-            .post(format!("{}/api/messages-batch", p.base))
-            .header("X-Session-Id", "wapi-test")
-            .header("X-Session-Secret-Token", &p.device_token)
-            .json(&json!({ "items": items }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let started = std::time::Instant::now();
-        while p.sim.send_count() < 1000 {
-            assert!(started.elapsed() < Duration::from_secs(60), "only {} sent", p.sim.send_count());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let texts: Vec<String> = (0..1000).map(|i| format!("batch {i}")).collect();
+        p.batch_as("wapi-test", &p.device_token, &texts).await;
+        p.wait_for_sends(1000, Duration::from_secs(60)).await;
         tokio::time::sleep(Duration::from_millis(500)).await;
         let sends = p.sim.sends();
         assert_eq!(sends.len(), 1000, "none twice");
