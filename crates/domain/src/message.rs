@@ -45,6 +45,16 @@ pub struct MessageInput {
     pub draft: MessageDraft,
 }
 
+/// An immediate send (`is_queue: false`, not scheduled after it was accepted at `accepted_at`):
+/// the API answers after the send, and pacing does not delay it.
+pub fn is_immediate_send(
+    is_queue: bool,
+    schedule_at: Option<chrono::NaiveDateTime>,
+    accepted_at: chrono::NaiveDateTime,
+) -> bool {
+    !is_queue && schedule_at.is_none_or(|at| at <= accepted_at)
+}
+
 /// Validates a message body. With `Mode::Patch`, `stored` supplies every absent field.
 pub fn validate_message(
     body: &Map<String, Value>,
@@ -210,6 +220,24 @@ pub fn validate_message(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_unqueued_unscheduled_messages_are_immediate() {
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0)
+            .unwrap()
+            .naive_utc();
+        let later = at + chrono::TimeDelta::seconds(60);
+        assert!(is_immediate_send(false, None, at));
+        assert!(
+            is_immediate_send(false, Some(at), at),
+            "a schedule already due"
+        );
+        assert!(
+            !is_immediate_send(false, Some(later), at),
+            "scheduled for later"
+        );
+        assert!(!is_immediate_send(true, None, at), "queued");
+    }
+
     use super::*;
     use crate::time::format_api_timestamp;
     use serde_json::json;

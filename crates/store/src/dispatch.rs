@@ -507,3 +507,23 @@ pub fn pace_finished(
     .execute(conn)?
         == 1)
 }
+
+/// Records a send of `device_id` that pacing let through unpaced (an immediate send) as having
+/// ended at `at`, so the device's next paced send still keeps its gap after it. Never moves the
+/// mark backwards.
+pub fn pace_note_unpaced_send(
+    conn: &mut DbConn,
+    device_id: i64,
+    at: NaiveDateTime,
+) -> Result<(), StoreError> {
+    diesel::update(
+        devices::table.filter(devices::id.eq(device_id)).filter(
+            devices::pace_last_send_at
+                .is_null()
+                .or(devices::pace_last_send_at.lt(at)),
+        ),
+    )
+    .set(devices::pace_last_send_at.eq(at))
+    .execute(conn)?;
+    Ok(())
+}

@@ -27,6 +27,7 @@ use rand::Rng;
 use tracing::Instrument;
 use wapim_broker::{Broker, Delivery};
 use wapim_domain::jobs::{Job, JobEnvelope, JOB_VERSION};
+use wapim_domain::message::is_immediate_send;
 use wapim_domain::pacing::Pace;
 use wapim_domain::time::now_micros;
 use wapim_domain::{HoldReason, MessageType};
@@ -283,8 +284,23 @@ impl Dispatcher {
             return Ok(Outcome::Skipped);
         };
         // Pacing: its turn, or back to pending until its slot (the worker moves on at once).
-        let immediate = !row.is_queue && row.schedule_at.is_none_or(|s| s <= row.created_at);
-        let paced = if immediate || self.pace_of(&row.session_id).await.is_off() {
+        let immediate = is_immediate_send(row.is_queue, row.schedule_at, row.created_at);
+        let paced_device = !self.pace_of(&row.session_id).await.is_off();
+        if immediate && paced_device {
+            // Not delayed, but a send all the same: the device's next paced one keeps its gap.
+            let device = row.device_id;
+            let outcome = self.send_claimed(row, prefetched).await;
+            let at = now();
+            if let Err(e) = blocking(&self.pool, move |c| {
+                dispatch::pace_note_unpaced_send(c, device, at)
+            })
+            .await
+            {
+                tracing::warn!(device_id = device, error = %e, "could not record an immediate send for pacing");
+            }
+            return outcome;
+        }
+        let paced = if immediate || !paced_device {
             None
         } else {
             let jitter: f64 = rand::rng().random_range(0.0..=1.0);
@@ -324,7 +340,7 @@ impl Dispatcher {
         let earlier_id = row
             .wa_message_id
             .clone()
-            .filter(|_| prefetched.is_none() || row.wa_message_id != prefetched);
+            .filter(|stored| Some(stored) != prefetched.as_ref());
         if let Some(wa_id) = earlier_id {
             match self.look_up(&row, &wa_id).await {
                 Ok(Some(found)) => return self.record_found(&row, &wa_id, found).await,

@@ -94,4 +94,21 @@ wapim_testkit::both_backends! {
         assert_eq!(sends.iter().filter(|s| s.session == session).count(), 3, "its own pacing is off: {sends:?}");
         assert_eq!(sends.iter().filter(|s| s.session == "wapi-test").count(), 1, "the default holds the others: {sends:?}");
     }
+
+    async fn immediate_sends_skip_pacing_and_the_next_queued_one_keeps_its_gap_after_them() {
+        let p = Pipeline::start_with(Options { run_dispatcher: false, ..Options::default() }).await;
+        let d = p.paced_dispatcher(test_dispatcher_settings(), PacingSettings { min_interval_ms: 60_000, jitter_ms: 0 });
+        tokio::spawn(async move { d.run("paced-immediate").await });
+        for text in ["now 1", "now 2", "now 3"] {
+            let m = p
+                .post(json!({"recipient": "0811010010011", "message_type": "text", "message": text, "is_queue": false}))
+                .await;
+            assert_eq!(m["status"], "sent", "{text} is answered sent, not paced: {m}");
+        }
+        // A queued one after them is paced as usual: it waits.
+        let queued = p.text("queued").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let m = p.message(queued).await;
+        assert_eq!((m["status"].as_str(), m["hold_reason"].as_str()), (Some("pending"), Some("pacing")), "{m}");
+    }
 }

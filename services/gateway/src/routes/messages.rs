@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::NaiveDateTime;
 use wapim_app::messages as use_case;
-use wapim_domain::message::validate_message;
+use wapim_domain::message::{is_immediate_send, validate_message};
 use wapim_domain::time::now_micros;
 use wapim_domain::validation::Mode;
 use wapim_domain::{CalendarType, MessageStatus, MessageType};
@@ -151,11 +151,11 @@ pub async fn create(
     let now = now_micros().naive_utc();
     let trace = TraceContext::current();
     let ttl = state.limits.idempotency_ttl;
-    let immediate = !input.draft.is_queue
-        && input
-            .draft
-            .schedule_at
-            .is_none_or(|at| at.naive_utc() <= now);
+    let immediate = is_immediate_send(
+        input.draft.is_queue,
+        input.draft.schedule_at.map(|at| at.naive_utc()),
+        now,
+    );
     // The common case, a device posting its own message without an Idempotency-Key, needs
     // nothing read first: it is written together with concurrent ones (group commit).
     if key.is_none() {
