@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use serde_json::json;
+use wapim_telemetry::TraceContext;
 use wapim_waha_sim::{Engine, Faults, SessionStatus};
 
 use crate::helpers::{test_dispatcher_settings, Options, Pipeline};
@@ -72,8 +73,22 @@ wapim_testkit::both_backends! {
             .unwrap();
         assert_eq!(r.status(), 200);
         let untraced = p.text("untraced").await;
+        // A malformed traceparent is ignored, never an error: a new trace starts.
+        let r = p
+            .client
+            .post(format!("{}/api/messages", p.base))
+            .header("X-Session-Id", "wapi-test")
+            .header("X-Session-Secret-Token", &p.device_token)
+            .header("traceparent", "00-not-a-trace-01")
+            .json(&json!({"recipient": "0811010010011", "message_type": "text", "message": "garbled"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let garbled = r.json::<serde_json::Value>().await.unwrap()["data"]["id"].as_i64().unwrap();
         p.wait_for_status(id, "sent", WAIT).await;
         p.wait_for_status(untraced, "sent", WAIT).await;
+        p.wait_for_status(garbled, "sent", WAIT).await;
         p.wait_for_send_of("traced in a batch", WAIT).await;
 
         let calls = p.sim.calls();
@@ -91,6 +106,8 @@ wapim_testkit::both_backends! {
         }
         let own = trace_of("untraced");
         assert!(!own.contains(TRACE), "a request without a traceparent starts its own trace: {own}");
+        let fresh = trace_of("garbled");
+        assert!(TraceContext::parse(&fresh).is_some() && !fresh.contains("not-a-trace"), "{fresh}");
         // The pre-generated id is asked for inside the same trace.
         assert!(calls.iter().any(|c| c.path.ends_with("/new-message-id")
             && c.traceparent.as_deref().is_some_and(|t| t.contains(TRACE))));
