@@ -20,7 +20,7 @@ pub mod schema;
 
 use std::time::Duration;
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
 use diesel::r2d2::{ManageConnection, Pool as R2d2Pool, PooledConnection, R2D2Connection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
@@ -330,29 +330,44 @@ pub(crate) fn conflict_on(field: &'static str) -> impl Fn(diesel::result::Error)
     }
 }
 
-enum TxError<E> {
-    App(E),
-    Db(diesel::result::Error),
-}
-
-impl<E> From<diesel::result::Error> for TxError<E> {
-    fn from(e: diesel::result::Error) -> Self {
-        TxError::Db(e)
-    }
-}
-
 /// Runs `work` in a database transaction, committing on `Ok` and rolling back on `Err`, with
 /// the caller's own error type (so services need not know diesel's).
+///
+/// On SQLite the outermost transaction is `BEGIN IMMEDIATE`: it takes the write lock up front
+/// (waiting for it under the busy timeout), because a deferred transaction that reads and then
+/// writes fails at once with "database is locked" when another process wrote in between, which
+/// is what several processes on one file (two dispatchers) would otherwise hit.
+/// backend-specific.
 pub fn transaction<T, E, F>(conn: &mut DbConn, work: F) -> Result<T, E>
 where
     E: From<StoreError>,
     F: FnOnce(&mut DbConn) -> Result<T, E>,
 {
-    conn.transaction::<T, TxError<E>, _>(|c| work(c).map_err(TxError::App))
-        .map_err(|e| match e {
-            TxError::App(e) => e,
-            TxError::Db(d) => E::from(StoreError::Database(d)),
-        })
+    type Manager = <DbConn as Connection>::TransactionManager;
+    let db = |d: diesel::result::Error| E::from(StoreError::Database(d));
+    let begun = match conn {
+        DbConn::Sqlite(s) => {
+            match AnsiTransactionManager::begin_transaction_sql(s, "BEGIN IMMEDIATE") {
+                // Nested: a savepoint inside the caller's transaction.
+                Err(diesel::result::Error::AlreadyInTransaction) => {
+                    Manager::begin_transaction(conn)
+                }
+                other => other,
+            }
+        }
+        DbConn::Pg(_) => Manager::begin_transaction(conn),
+    };
+    begun.map_err(db)?;
+    match work(conn) {
+        Ok(value) => {
+            Manager::commit_transaction(conn).map_err(db)?;
+            Ok(value)
+        }
+        Err(e) => match Manager::rollback_transaction(conn) {
+            Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(e),
+            Err(rollback) => Err(db(rollback)),
+        },
+    }
 }
 
 /// Checks the database answers (readiness probes).
