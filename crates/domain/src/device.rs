@@ -3,7 +3,11 @@
 use secrecy::SecretString;
 use serde_json::{Map, Value};
 
+use chrono::NaiveTime;
+use chrono_tz::Tz;
+
 use crate::media::file_meta_from_url;
+use crate::safety::{parse_time_of_day, SendWindow};
 use crate::session::session_id_from_name;
 use crate::token::token_weakness;
 use crate::validation::{Field, FieldReader, Mode, ValidationContext, ValidationErrors};
@@ -47,6 +51,10 @@ const MAX_TEXT: usize = 4096;
 const MAX_URL: usize = 2048;
 /// Longest pacing interval or jitter a device may ask for: a day.
 pub const MAX_PACING_MS: u64 = 86_400_000;
+/// Largest daily cap a device may set (far above what WhatsApp tolerates; a typo guard).
+pub const MAX_DAILY_CAP: u64 = 1_000_000;
+/// Largest per-recipient hourly cap a device may set.
+pub const MAX_RECIPIENT_HOURLY_CAP: u64 = 1_000;
 
 /// A device's integrator-editable settings, validated and normalised.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +83,16 @@ pub struct DeviceDraft {
     pub pacing_min_interval_ms: Option<u64>,
     /// Pacing override: upper bound of the random extra per gap (`None`: the server's default).
     pub pacing_jitter_ms: Option<u64>,
+    /// The device's time zone, for its daily cap and sending window (`None`: the server's).
+    pub timezone: Option<Tz>,
+    /// Most sends per local day (`None`: no cap).
+    pub daily_cap: Option<u64>,
+    /// Local times between which it may send (`None`: any time).
+    pub send_window: Option<SendWindow>,
+    /// Most sends to one contact an hour (`None`: no cap).
+    pub recipient_hourly_cap: Option<u64>,
+    /// Mark the chat seen and show "typing…" before each text, like a person would.
+    pub simulate_typing: bool,
 }
 
 /// A validated create/update request: the settings plus a new secret token, when one was given.
@@ -211,6 +229,33 @@ pub fn validate_device(
         .integer("pacing_jitter_ms", 0, MAX_PACING_MS)
         .or_keep(kept_ms(|d| d.pacing_jitter_ms));
 
+    let timezone = match r.string("timezone", 64) {
+        Field::Value(t) => match t.trim().parse::<Tz>() {
+            Ok(tz) => Some(tz),
+            Err(_) => {
+                r.fail(
+                    "timezone",
+                    "The timezone must be an IANA time zone such as Asia/Jakarta.",
+                );
+                None
+            }
+        },
+        Field::Absent if mode == Mode::Patch => stored.and_then(|d| d.timezone),
+        _ => None,
+    };
+    let daily_cap = r
+        .integer("daily_cap", 1, MAX_DAILY_CAP)
+        .or_keep(kept_ms(|d| d.daily_cap));
+    let recipient_hourly_cap = r
+        .integer("recipient_hourly_cap", 1, MAX_RECIPIENT_HOURLY_CAP)
+        .or_keep(kept_ms(|d| d.recipient_hourly_cap));
+    let send_window = read_send_window(&mut r, mode, stored);
+    let simulate_typing = match r.boolean("simulate_typing") {
+        Field::Value(b) => b,
+        Field::Absent if mode == Mode::Patch => stored.is_some_and(|d| d.simulate_typing),
+        _ => false,
+    };
+
     let errors = std::mem::take(&mut r.errors);
     match (name, phone_number) {
         (Some(name), Some(phone_number)) if errors.is_empty() => Ok(DeviceInput {
@@ -227,10 +272,71 @@ pub fn validate_device(
                 auto_forward_number,
                 pacing_min_interval_ms,
                 pacing_jitter_ms,
+                timezone,
+                daily_cap,
+                send_window,
+                recipient_hourly_cap,
+                simulate_typing,
             },
             secret_token,
         }),
         _ => Err(errors),
+    }
+}
+
+/// `send_window_start` and `send_window_end` (`HH:MM`, local): both or neither, not equal. On a
+/// patch an absent bound keeps the stored one; `null` for both removes the window.
+fn read_send_window(
+    r: &mut FieldReader<'_>,
+    mode: Mode,
+    stored: Option<&DeviceDraft>,
+) -> Option<SendWindow> {
+    let kept = stored
+        .and_then(|d| d.send_window)
+        .filter(|_| mode == Mode::Patch);
+    let start = window_bound(r, "send_window_start", kept.map(|w| w.start));
+    let end = window_bound(r, "send_window_end", kept.map(|w| w.end));
+    match (start, end) {
+        (Field::Value(start), Field::Value(end)) if start == end => {
+            r.fail(
+                "send_window_end",
+                "The send window must end at another time than it starts.",
+            );
+            None
+        }
+        (Field::Value(start), Field::Value(end)) => Some(SendWindow { start, end }),
+        (Field::Invalid, _) | (_, Field::Invalid) => None,
+        (Field::Value(_), _) => {
+            r.fail(
+                "send_window_end",
+                "The send window end is required with its start.",
+            );
+            None
+        }
+        (_, Field::Value(_)) => {
+            r.fail(
+                "send_window_start",
+                "The send window start is required with its end.",
+            );
+            None
+        }
+        _ => None,
+    }
+}
+
+fn window_bound(r: &mut FieldReader<'_>, key: &str, kept: Option<NaiveTime>) -> Field<NaiveTime> {
+    match r.string(key, 16) {
+        Field::Value(t) => match parse_time_of_day(&t) {
+            Some(t) => Field::Value(t),
+            None => {
+                let label = crate::validation::label(key);
+                r.fail(key, format!("The {label} must be a time such as 08:00."));
+                Field::Invalid
+            }
+        },
+        Field::Absent => kept.map_or(Field::Absent, Field::Value),
+        Field::Null => Field::Null,
+        Field::Invalid => Field::Invalid,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod media;
 pub mod message;
 pub mod pacing;
 pub mod phone;
+pub mod safety;
 pub mod schedule;
 pub mod session;
 pub mod status;
@@ -17,6 +18,8 @@ pub mod time;
 pub mod token;
 pub mod validation;
 
+/// Time zones (IANA), re-exported so other crates need not depend on `chrono-tz` themselves.
+pub use chrono_tz::Tz;
 pub use ids::{DeviceId, MessageId};
 pub use phone::PhoneNormalizer;
 /// Secrets (client-chosen tokens) travel wrapped so `Debug` and logs never show them; re-exported

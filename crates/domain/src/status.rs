@@ -187,6 +187,12 @@ text_enum! {
         ReachOutTimelock => "reach_out_timelock",
         /// A failed attempt; the next one is due after a backoff.
         Retry => "retry",
+        /// Outside its device's sending window: it waits for the window to open.
+        SendingWindow => "sending_window",
+        /// Its device reached its daily cap: it waits for the next local day.
+        DailyCap => "daily_cap",
+        /// Its recipient got the most messages an hour its device allows: it waits for room.
+        RecipientCap => "recipient_cap",
     }
 }
 

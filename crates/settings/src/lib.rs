@@ -157,6 +157,9 @@ pub struct DispatcherSettings {
     pub backoff_max_ms: u64,
     /// Seconds a message waits while its WAHA session is not WORKING (no attempt is used).
     pub hold_secs: u64,
+    /// Seconds between probes of a device paused by WhatsApp's reach-out timelock, when WAHA
+    /// does not say when it ends.
+    pub pause_probe_secs: u64,
     /// Seconds between sweeps for claims whose dispatcher died.
     pub sweep_secs: u64,
 }

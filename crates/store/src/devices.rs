@@ -62,6 +62,22 @@ pub struct DeviceRow {
     pub pacing_min_interval_ms: Option<i64>,
     /// Its own jitter bound, in milliseconds (`None`: the server's default).
     pub pacing_jitter_ms: Option<i64>,
+    /// IANA time zone of its cap and window (`None`: the server's).
+    pub timezone: Option<String>,
+    /// Most sends per local day.
+    pub daily_cap: Option<i64>,
+    /// Local `HH:MM` its sending window opens.
+    pub send_window_start: Option<String>,
+    /// Local `HH:MM` its sending window closes.
+    pub send_window_end: Option<String>,
+    /// Most sends to one contact an hour.
+    pub recipient_hourly_cap: Option<i64>,
+    /// Seen + typing before each text.
+    pub simulate_typing: bool,
+    /// Its messages are held until then (WhatsApp's reach-out timelock); then one probe goes.
+    pub paused_until: Option<NaiveDateTime>,
+    /// Why it is paused (a hold reason).
+    pub pause_reason: Option<String>,
 }
 
 /// The editable columns of a device, written on create and on update.
@@ -94,6 +110,18 @@ pub struct DeviceFields {
     pub pacing_min_interval_ms: Option<i64>,
     /// Its own jitter bound, in milliseconds (`None`: the server's default).
     pub pacing_jitter_ms: Option<i64>,
+    /// See [`DeviceRow::timezone`].
+    pub timezone: Option<String>,
+    /// See [`DeviceRow::daily_cap`].
+    pub daily_cap: Option<i64>,
+    /// See [`DeviceRow::send_window_start`].
+    pub send_window_start: Option<String>,
+    /// See [`DeviceRow::send_window_end`].
+    pub send_window_end: Option<String>,
+    /// See [`DeviceRow::recipient_hourly_cap`].
+    pub recipient_hourly_cap: Option<i64>,
+    /// See [`DeviceRow::simulate_typing`].
+    pub simulate_typing: bool,
 }
 
 /// A new secret token, stored only as its hash and masked form.

@@ -4,14 +4,23 @@
 //! [`MessageStatus::can_move_to`].
 
 use chrono::NaiveDateTime;
+use chrono::TimeDelta;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Nullable, Text, Timestamp};
 use wapim_domain::pacing::{self, Pace, PaceDecision, PaceState};
-use wapim_domain::{HoldReason, MessageStatus, MessageType};
+use wapim_domain::safety::{
+    self, check_pause, stored_window, Gate, Limits, Pause, PauseGate, Usage, RECIPIENT_CAP_SPAN,
+};
+use wapim_domain::{HoldReason, MessageStatus, MessageType, Tz};
 
 use crate::messages::{job_owed_again, legal_sources, MessageRow};
-use crate::schema::{devices, messages};
+use crate::schema::{devices, messages, suppressions};
 use crate::{DbConn, StoreError};
+
+diesel::define_sql_function! {
+    /// SQL `COALESCE` of two nullable timestamps.
+    fn coalesce(a: Nullable<Timestamp>, b: Nullable<Timestamp>) -> Nullable<Timestamp>;
+}
 
 /// Reserves up to `limit` messages whose send job is owed (live, `pending`, due by `now`, not
 /// published, not reserved by a live relay) for `lease`, and returns their ids, oldest due
@@ -208,6 +217,8 @@ pub fn record_sent(
             messages::provider_message_id.eq(provider_message_id),
             messages::api_response.eq(api_response),
             messages::sent_at.eq(now),
+            // A send no limit admitted (none was set) still counts if one is set later today.
+            messages::admitted_at.eq(coalesce(messages::admitted_at, Some(now))),
             messages::status_updated_at.eq(now),
             messages::updated_at.eq(now),
             messages::lease_until.eq(None::<NaiveDateTime>),
@@ -375,18 +386,6 @@ pub fn resend(
         .optional()?)
 }
 
-/// What pacing decided for a claimed message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PacedClaim {
-    /// Its turn: send it now (the device is marked in flight until the claim's lease ends).
-    Send,
-    /// Not yet: it is `pending` again, due at `until` (holding its slot), attempt refunded.
-    Wait {
-        /// When it is due again.
-        until: NaiveDateTime,
-    },
-}
-
 /// The device's own pacing (`pacing_min_interval_ms`, `pacing_jitter_ms`) over `default`.
 pub fn effective_pace(default: Pace, interval_ms: Option<i64>, jitter_ms: Option<i64>) -> Pace {
     let ms = |v: i64| chrono::TimeDelta::milliseconds(v.max(0));
@@ -411,79 +410,349 @@ pub fn device_pace(
     Ok(found.map(|(i, j)| effective_pace(default, i, j)))
 }
 
-/// Applies the device's pacing (its own, else `default`) to a message this dispatcher just
-/// claimed, under the device row's lock (`FOR UPDATE` on PostgreSQL; SQLite has one writer), so
-/// the decision holds across dispatcher replicas. `jitter_fraction` (in `0..=1`, drawn by the
-/// caller) picks this gap's random extra within the device's jitter bound. See [`wapim_domain::pacing::decide`] for the rule. On `Wait` the message
-/// goes back to `pending` with `hold_reason` `pacing` and its slot, and the claim's attempt is
-/// refunded; on `Send` the device is in flight until `in_flight_until`: call
-/// [`pace_finished`] when the send is over.
-pub fn pace_claimed(
+/// Server-wide defaults of sending safety, for what a device does not set itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SafetyDefaults {
+    /// Pacing (`WAPIM_PACING__*`).
+    pub pace: Pace,
+    /// The time zone of devices that name none (`WAPIM_TIMEZONE`).
+    pub timezone: Tz,
+    /// How long a paused device waits between probes when WAHA does not say when its timelock
+    /// ends.
+    pub probe_every: TimeDelta,
+}
+
+/// A device's safety settings and pause, as one claim needs them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceSafety {
+    /// Its pacing (its own over the default).
+    pub pace: Pace,
+    /// Its limits.
+    pub limits: Limits,
+    /// Its pause, if any.
+    pub pause: Option<Pause>,
+    /// Seen + typing before each text.
+    pub simulate_typing: bool,
+}
+
+type SafetyColumns = (
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    bool,
+    Option<NaiveDateTime>,
+    Option<String>,
+);
+
+fn safety_columns() -> (
+    devices::pacing_min_interval_ms,
+    devices::pacing_jitter_ms,
+    devices::timezone,
+    devices::daily_cap,
+    devices::send_window_start,
+    devices::send_window_end,
+    devices::recipient_hourly_cap,
+    devices::simulate_typing,
+    devices::paused_until,
+    devices::pause_reason,
+) {
+    (
+        devices::pacing_min_interval_ms,
+        devices::pacing_jitter_ms,
+        devices::timezone,
+        devices::daily_cap,
+        devices::send_window_start,
+        devices::send_window_end,
+        devices::recipient_hourly_cap,
+        devices::simulate_typing,
+        devices::paused_until,
+        devices::pause_reason,
+    )
+}
+
+fn safety_from(columns: SafetyColumns, defaults: &SafetyDefaults) -> DeviceSafety {
+    let (interval, jitter, tz, daily, start, end, per_recipient, typing, until, reason) = columns;
+    let cap = |v: Option<i64>| v.and_then(|v| u32::try_from(v).ok());
+    DeviceSafety {
+        pace: effective_pace(defaults.pace, interval, jitter),
+        limits: Limits {
+            timezone: tz
+                .as_deref()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(defaults.timezone),
+            daily_cap: cap(daily),
+            window: stored_window(start.as_deref(), end.as_deref()),
+            recipient_hourly_cap: cap(per_recipient),
+        },
+        pause: match (until, reason.as_deref().and_then(|r| r.parse().ok())) {
+            (Some(until), Some(reason)) => Some(Pause { until, reason }),
+            _ => None,
+        },
+        simulate_typing: typing,
+    }
+}
+
+/// A device's safety settings and pause, read without a lock (to decide whether a claim needs the
+/// locked [`admit`] at all), and whether `recipient` is on its suppression list. A device that
+/// is not there reads as the defaults.
+pub fn safety_of(
+    conn: &mut DbConn,
+    device_id: i64,
+    recipient: &str,
+    defaults: &SafetyDefaults,
+) -> Result<(DeviceSafety, bool), StoreError> {
+    let suppressed = diesel::dsl::exists(
+        suppressions::table
+            .filter(suppressions::device_id.eq(device_id))
+            .filter(suppressions::phone.eq(recipient)),
+    );
+    let found: Option<(SafetyColumns, bool)> = devices::table
+        .find(device_id)
+        .select((safety_columns(), suppressed))
+        .first(conn)
+        .optional()?;
+    Ok(match found {
+        Some((columns, suppressed)) => (safety_from(columns, defaults), suppressed),
+        None => (safety_from(Default::default(), defaults), false),
+    })
+}
+
+/// What [`admit`] decided for a claimed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Send it now.
+    Send {
+        /// Pacing marked the device in flight until the claim's lease: call [`pace_finished`]
+        /// when the send is over.
+        paced: bool,
+        /// The device was paused and this send is its probe: on success call
+        /// [`resume_device`].
+        probe: bool,
+    },
+    /// Not now: it is `pending` again, due at `until`, attempt refunded.
+    Wait {
+        /// When it is due again.
+        until: NaiveDateTime,
+        /// Why (also its `hold_reason`).
+        reason: HoldReason,
+    },
+}
+
+/// Decides, under the device row's lock (`FOR UPDATE` on PostgreSQL, the write lock of `BEGIN
+/// IMMEDIATE` on SQLite), whether a message this dispatcher just claimed may be sent now: its
+/// device's pause (one probe after it runs out), its sending window, daily cap and per-recipient
+/// cap (counted from `admitted_at`), then its pacing unless `immediate`. The lock makes every
+/// rule hold across dispatcher replicas. A message that must wait goes back to `pending` with its
+/// hold reason, due when the rule lets it (attempt refunded); one that may go is stamped
+/// `admitted_at`. `jitter_fraction` (in `0..=1`, drawn by the caller) picks the pacing gap's
+/// random extra; `in_flight_until` is the claim's lease. See [`wapim_domain::pacing::decide`] and
+/// [`wapim_domain::safety::check`] for the rules.
+pub fn admit(
     conn: &mut DbConn,
     message: &MessageRow,
-    default: Pace,
+    defaults: &SafetyDefaults,
     now: NaiveDateTime,
     jitter_fraction: f64,
     in_flight_until: NaiveDateTime,
-) -> Result<PacedClaim, StoreError> {
+    immediate: bool,
+) -> Result<Admission, StoreError> {
     crate::transaction(conn, |c| {
         let state_of = devices::table.find(message.device_id).select((
-            devices::pace_last_send_at,
-            devices::pace_next_slot_at,
-            devices::pace_in_flight_until,
-            devices::pacing_min_interval_ms,
-            devices::pacing_jitter_ms,
+            (
+                devices::pace_last_send_at,
+                devices::pace_next_slot_at,
+                devices::pace_in_flight_until,
+            ),
+            safety_columns(),
         ));
-        let (last_send_at, next_slot_at, in_flight, interval_ms, jitter_ms) = match &mut *c {
+        let ((last_send_at, next_slot_at, in_flight), columns) = match &mut *c {
             DbConn::Pg(pg) => state_of.for_update().first(pg)?,
             other => state_of.first(other)?,
         };
-        let pace = effective_pace(default, interval_ms, jitter_ms);
-        if pace.is_off() {
-            return Ok(PacedClaim::Send);
-        }
-        let jitter_ms =
-            (pace.jitter.num_milliseconds() as f64 * jitter_fraction.clamp(0.0, 1.0)) as i64;
-        let jitter_sample = chrono::TimeDelta::milliseconds(jitter_ms);
-        let state = PaceState {
-            last_send_at,
-            next_slot_at,
-            in_flight_until: in_flight,
+        let device = safety_from(columns, defaults);
+        let wait = |c: &mut DbConn, until, reason, slot| {
+            let how = Release {
+                refund_attempt: true,
+                api_response: message.api_response.as_deref(),
+                hold: Some(reason),
+                slot,
+                ..Release::at(until)
+            };
+            release(c, message.id, &how, now)?;
+            Ok::<_, StoreError>(Admission::Wait { until, reason })
         };
-        let decision = pacing::decide(
-            pace,
-            state,
-            now,
-            message.pace_slot_at,
-            jitter_sample,
-            in_flight_until,
-        );
-        let (PaceDecision::Send { state: next } | PaceDecision::Wait { state: next, .. }) =
-            decision;
-        if next != state {
-            diesel::update(devices::table.find(message.device_id))
-                .set((
-                    devices::pace_last_send_at.eq(next.last_send_at),
-                    devices::pace_next_slot_at.eq(next.next_slot_at),
-                    devices::pace_in_flight_until.eq(next.in_flight_until),
-                ))
-                .execute(c)?;
-        }
-        match decision {
-            PaceDecision::Send { .. } => Ok(PacedClaim::Send),
-            PaceDecision::Wait { until, slot, .. } => {
-                let how = Release {
-                    refund_attempt: true,
-                    api_response: message.api_response.as_deref(),
-                    hold: Some(HoldReason::Pacing),
-                    slot: Some(slot),
-                    ..Release::at(until)
-                };
-                release(c, message.id, &how, now)?;
-                Ok(PacedClaim::Wait { until })
+
+        let probe = match check_pause(device.pause, now, defaults.probe_every) {
+            PauseGate::Hold(p) => return wait(c, p.until, p.reason, None),
+            PauseGate::Probe { until } => Some(until),
+            PauseGate::Clear => None,
+        };
+        if device.limits.any() {
+            let usage = usage_of(c, message, &device.limits, now)?;
+            if let Gate::Hold { until, reason } = safety::check(&device.limits, &usage, now) {
+                return wait(c, until, reason, None);
             }
         }
+        let mut paced = false;
+        if !immediate && !device.pace.is_off() {
+            let pace = device.pace;
+            let jitter_ms =
+                (pace.jitter.num_milliseconds() as f64 * jitter_fraction.clamp(0.0, 1.0)) as i64;
+            let state = PaceState {
+                last_send_at,
+                next_slot_at,
+                in_flight_until: in_flight,
+            };
+            let decision = pacing::decide(
+                pace,
+                state,
+                now,
+                message.pace_slot_at,
+                TimeDelta::milliseconds(jitter_ms),
+                in_flight_until,
+            );
+            let (PaceDecision::Send { state: next } | PaceDecision::Wait { state: next, .. }) =
+                decision;
+            if next != state {
+                diesel::update(devices::table.find(message.device_id))
+                    .set((
+                        devices::pace_last_send_at.eq(next.last_send_at),
+                        devices::pace_next_slot_at.eq(next.next_slot_at),
+                        devices::pace_in_flight_until.eq(next.in_flight_until),
+                    ))
+                    .execute(c)?;
+            }
+            if let PaceDecision::Wait { until, slot, .. } = decision {
+                return wait(c, until, HoldReason::Pacing, Some(slot));
+            }
+            paced = true;
+        }
+        if let Some(until) = probe {
+            diesel::update(devices::table.find(message.device_id))
+                .set(devices::paused_until.eq(until))
+                .execute(c)?;
+        }
+        diesel::update(messages::table.find(message.id))
+            .set(messages::admitted_at.eq(now))
+            .execute(c)?;
+        Ok(Admission::Send {
+            paced,
+            probe: probe.is_some(),
+        })
     })
+}
+
+/// What the device's limits count, for the message being admitted (itself excluded).
+fn usage_of(
+    conn: &mut DbConn,
+    message: &MessageRow,
+    limits: &Limits,
+    now: NaiveDateTime,
+) -> Result<Usage, StoreError> {
+    let admitted_since = |since: NaiveDateTime| {
+        messages::table
+            .filter(messages::device_id.eq(message.device_id))
+            .filter(messages::admitted_at.ge(since))
+            .filter(messages::id.ne(message.id))
+    };
+    let mut usage = Usage::default();
+    if limits.daily_cap.is_some() {
+        let day_start = safety::local_day_start(limits.timezone, now);
+        let n: i64 = admitted_since(day_start).count().get_result(conn)?;
+        usage.sent_today = u64::try_from(n).unwrap_or(0);
+    }
+    if limits.recipient_hourly_cap.is_some() {
+        let (n, oldest): (i64, Option<NaiveDateTime>) = admitted_since(now - RECIPIENT_CAP_SPAN)
+            .filter(messages::recipient.eq(&message.recipient))
+            .select((
+                diesel::dsl::count_star(),
+                diesel::dsl::min(messages::admitted_at),
+            ))
+            .first(conn)?;
+        usage.to_recipient_recently = u64::try_from(n).unwrap_or(0);
+        usage.oldest_to_recipient = oldest;
+    }
+    Ok(usage)
+}
+
+/// Pauses a device after WhatsApp refused a send of `message_id` with its reach-out timelock:
+/// the device holds every message until `until` (then one probe goes), and the message goes back
+/// to `pending` due then, its attempt refunded: a 463 never burns a message. One transaction.
+pub fn pause_after(
+    conn: &mut DbConn,
+    message_id: i64,
+    device_id: i64,
+    until: NaiveDateTime,
+    reason: HoldReason,
+    api_response: &str,
+    now: NaiveDateTime,
+) -> Result<(), StoreError> {
+    crate::transaction(conn, |c| {
+        diesel::update(devices::table.find(device_id))
+            .set((
+                devices::paused_until.eq(until),
+                devices::pause_reason.eq(reason.as_str()),
+            ))
+            .execute(c)?;
+        let how = Release {
+            refund_attempt: true,
+            api_response: Some(api_response),
+            hold: Some(reason),
+            ..Release::at(until)
+        };
+        release(c, message_id, &how, now)?;
+        Ok(())
+    })
+}
+
+/// Ends a device's pause (an operator resumed it, or its probe went through): its held messages
+/// are due now and their jobs owed again. Returns whether it was paused and how many messages it
+/// released.
+pub fn resume_device(
+    conn: &mut DbConn,
+    device_id: i64,
+    now: NaiveDateTime,
+) -> Result<(bool, usize), StoreError> {
+    crate::transaction(conn, |c| {
+        let was_paused = diesel::update(
+            devices::table
+                .filter(devices::id.eq(device_id))
+                .filter(devices::pause_reason.is_not_null()),
+        )
+        .set((
+            devices::paused_until.eq(None::<NaiveDateTime>),
+            devices::pause_reason.eq(None::<String>),
+        ))
+        .execute(c)?
+            == 1;
+        let released = release_held(c, device_id, &[HoldReason::ReachOutTimelock], now)?;
+        Ok((was_paused, released))
+    })
+}
+
+/// Makes a device's messages held for one of `reasons` due now (their jobs owed again), so they
+/// are decided afresh: after its pause ends, or after its limits changed. Returns how many.
+pub fn release_held(
+    conn: &mut DbConn,
+    device_id: i64,
+    reasons: &[HoldReason],
+    now: NaiveDateTime,
+) -> Result<usize, StoreError> {
+    let reasons: Vec<&str> = reasons.iter().map(|r| r.as_str()).collect();
+    Ok(diesel::update(
+        messages::table
+            .filter(messages::device_id.eq(device_id))
+            .filter(messages::status.eq(MessageStatus::Pending.as_str()))
+            .filter(messages::deleted_at.is_null())
+            .filter(messages::hold_reason.eq_any(reasons))
+            .filter(messages::due_at.gt(now)),
+    )
+    .set((messages::due_at.eq(now), job_owed_again()))
+    .execute(conn)?)
 }
 
 /// Records that a paced send of `device_id` is over (whatever its outcome) at `at`: the next
@@ -526,4 +795,42 @@ pub fn pace_note_unpaced_send(
     .set(devices::pace_last_send_at.eq(at))
     .execute(conn)?;
     Ok(())
+}
+
+/// A device's sending state as its read shows it (counted now, without a lock).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SendingCounts {
+    /// Pending messages that wait for a reason (pacing, a limit, the pause, WAHA), by reason.
+    pub held: Vec<(String, i64)>,
+    /// Sends let through since the local day began.
+    pub sent_today: i64,
+}
+
+/// Counts what [`SendingCounts`] shows for a device whose local day began at `day_start`.
+pub fn sending_counts(
+    conn: &mut DbConn,
+    device_id: i64,
+    day_start: NaiveDateTime,
+) -> Result<SendingCounts, StoreError> {
+    let held: Vec<(Option<String>, i64)> = messages::table
+        .filter(messages::device_id.eq(device_id))
+        .filter(messages::status.eq(MessageStatus::Pending.as_str()))
+        .filter(messages::deleted_at.is_null())
+        .filter(messages::hold_reason.is_not_null())
+        .group_by(messages::hold_reason)
+        .select((messages::hold_reason, diesel::dsl::count_star()))
+        .order(messages::hold_reason.asc())
+        .load(conn)?;
+    let sent_today: i64 = messages::table
+        .filter(messages::device_id.eq(device_id))
+        .filter(messages::admitted_at.ge(day_start))
+        .count()
+        .get_result(conn)?;
+    Ok(SendingCounts {
+        held: held
+            .into_iter()
+            .filter_map(|(reason, n)| Some((reason?, n)))
+            .collect(),
+        sent_today,
+    })
 }

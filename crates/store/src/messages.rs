@@ -88,6 +88,8 @@ pub struct MessageRow {
     pub pace_slot_at: Option<NaiveDateTime>,
     /// Why it waits while `pending` (`pacing`, ...); `None` when it does not.
     pub hold_reason: Option<String>,
+    /// When its latest send was let through by its device's limits (what caps count).
+    pub admitted_at: Option<NaiveDateTime>,
 }
 
 impl MessageRow {

@@ -29,6 +29,14 @@ diesel::table! {
         pace_in_flight_until -> Nullable<Timestamp>,
         pacing_min_interval_ms -> Nullable<BigInt>,
         pacing_jitter_ms -> Nullable<BigInt>,
+        timezone -> Nullable<Text>,
+        daily_cap -> Nullable<BigInt>,
+        send_window_start -> Nullable<Text>,
+        send_window_end -> Nullable<Text>,
+        recipient_hourly_cap -> Nullable<BigInt>,
+        simulate_typing -> Bool,
+        paused_until -> Nullable<Timestamp>,
+        pause_reason -> Nullable<Text>,
     }
 }
 
@@ -69,6 +77,7 @@ diesel::table! {
         traceparent -> Nullable<Text>,
         pace_slot_at -> Nullable<Timestamp>,
         hold_reason -> Nullable<Text>,
+        admitted_at -> Nullable<Timestamp>,
     }
 }
 
@@ -83,5 +92,16 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    suppressions (id) {
+        id -> BigInt,
+        device_id -> BigInt,
+        phone -> Text,
+        reason -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(messages -> devices (device_id));
-diesel::allow_tables_to_appear_in_same_query!(devices, messages, idempotency_keys);
+diesel::joinable!(suppressions -> devices (device_id));
+diesel::allow_tables_to_appear_in_same_query!(devices, messages, idempotency_keys, suppressions);

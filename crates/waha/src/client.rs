@@ -8,7 +8,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::error::is_session_not_found;
-use crate::{SendRequest, Sent, WahaError};
+use crate::{ChatAction, SendRequest, Sent, WahaError};
 
 /// A WAHA session's state as Wapim needs it: is it `WORKING`, and on which engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,6 +129,31 @@ impl WahaClient {
             Err(e) => return Err(e),
         };
         parse_session_info(&body).map(Some)
+    }
+
+    /// The account behind a session (`GET /api/sessions/{session}/me`): `id`, `pushName` and, on
+    /// newer builds, `reachoutTimelock {isActive, timeEnforcementEnds, enforcementType}`. `None`
+    /// when WAHA has no such session or it is not logged in.
+    pub async fn me(&self, session: &str) -> Result<Option<Value>, WahaError> {
+        let url = self.url(&["api", "sessions", session, "me"]);
+        match self.call(Method::GET, url, None).await {
+            Ok(Value::Null) | Err(WahaError::SessionNotFound { .. }) => Ok(None),
+            Ok(me) => Ok(Some(me)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A human-like touch on a chat before a send: `POST /api/sendSeen`, `/api/startTyping` or
+    /// `/api/stopTyping`.
+    pub async fn chat_action(
+        &self,
+        session: &str,
+        chat_id: &str,
+        action: ChatAction,
+    ) -> Result<(), WahaError> {
+        let url = self.url(&["api", action.endpoint()]);
+        let body = serde_json::json!({ "session": session, "chatId": chat_id });
+        self.call(Method::POST, url, Some(body)).await.map(|_| ())
     }
 
     /// `base` joined with percent-encoded path segments.

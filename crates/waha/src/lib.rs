@@ -11,7 +11,7 @@ mod send;
 
 pub use client::{SessionInfo, WahaClient};
 pub use error::WahaError;
-pub use send::{bare_message_id, chat_id, RemoteFile, SendRequest, Sent};
+pub use send::{bare_message_id, chat_id, ChatAction, RemoteFile, SendRequest, Sent};
 
 #[cfg(test)]
 mod tests;

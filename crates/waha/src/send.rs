@@ -243,3 +243,25 @@ pub fn chat_id(phone_digits: &str) -> String {
     let digits: String = phone_digits.chars().filter(char::is_ascii_digit).collect();
     format!("{digits}@c.us")
 }
+
+/// The chat touches that make a send look like a person's (WAHA's "how to avoid blocking").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChatAction {
+    /// Mark the chat's messages read (`sendSeen`).
+    Seen,
+    /// Show "typing…" (`startTyping`).
+    StartTyping,
+    /// Stop showing it (`stopTyping`).
+    StopTyping,
+}
+
+impl ChatAction {
+    /// The endpoint under `/api/`.
+    pub fn endpoint(self) -> &'static str {
+        match self {
+            ChatAction::Seen => "sendSeen",
+            ChatAction::StartTyping => "startTyping",
+            ChatAction::StopTyping => "stopTyping",
+        }
+    }
+}

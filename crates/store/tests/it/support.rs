@@ -55,6 +55,12 @@ pub fn device_fields(session_id: &str) -> DeviceFields {
         auto_forward_number: None,
         pacing_min_interval_ms: None,
         pacing_jitter_ms: None,
+        timezone: None,
+        daily_cap: None,
+        send_window_start: None,
+        send_window_end: None,
+        recipient_hourly_cap: None,
+        simulate_typing: false,
     }
 }
 

@@ -1,0 +1,11 @@
+DROP TABLE suppressions;
+DROP INDEX messages_device_admitted;
+ALTER TABLE messages DROP COLUMN admitted_at;
+ALTER TABLE devices DROP COLUMN pause_reason;
+ALTER TABLE devices DROP COLUMN paused_until;
+ALTER TABLE devices DROP COLUMN simulate_typing;
+ALTER TABLE devices DROP COLUMN recipient_hourly_cap;
+ALTER TABLE devices DROP COLUMN send_window_end;
+ALTER TABLE devices DROP COLUMN send_window_start;
+ALTER TABLE devices DROP COLUMN daily_cap;
+ALTER TABLE devices DROP COLUMN timezone;
