@@ -3,13 +3,17 @@
 use chrono::NaiveDateTime;
 use serde_json::{Map, Value};
 use wapim_domain::device::{parse_webhook_options, validate_device, DeviceDraft, DeviceInput};
+use wapim_domain::safety::{
+    format_time_of_day, local_day_start, next_local_day_start, stored_window,
+};
 use wapim_domain::session::first_free_session_id;
 use wapim_domain::token::{generate_secret_token, hash_token, mask_token};
 use wapim_domain::validation::Mode;
-use wapim_domain::{ExposeSecret, ValidationContext};
+use wapim_domain::{ExposeSecret, HoldReason, ValidationContext};
 use wapim_store::devices::{
     self, DeviceFields, DeviceFilter, DeviceRow, DeviceSortColumn, TokenFields,
 };
+use wapim_store::dispatch::{self, SafetyDefaults};
 use wapim_store::listing::Sort;
 use wapim_store::{messages, DbConn, Page, Paged, StoreError};
 
@@ -109,10 +113,15 @@ pub fn update(
         ) {
             Err(StoreError::Stale) => continue,
             other => {
+                let row = other?;
+                if limits_changed(&draft_of(&stored), &input.draft) {
+                    // What its old limits held is decided again by the new ones, now.
+                    dispatch::release_held(conn, id, LIMIT_HOLDS, now)?;
+                }
                 return Ok(DeviceWithToken {
-                    row: other?,
+                    row,
                     new_token: token,
-                })
+                });
             }
         }
     }
@@ -120,6 +129,27 @@ pub fn update(
         "revision",
         "The record was changed by another request meanwhile; try again.".into(),
     ))
+}
+
+/// The holds a device's own limits put on its messages.
+const LIMIT_HOLDS: &[HoldReason] = &[
+    HoldReason::SendingWindow,
+    HoldReason::DailyCap,
+    HoldReason::RecipientCap,
+];
+
+fn limits_changed(old: &DeviceDraft, new: &DeviceDraft) -> bool {
+    (
+        old.timezone,
+        old.daily_cap,
+        old.send_window,
+        old.recipient_hourly_cap,
+    ) != (
+        new.timezone,
+        new.daily_cap,
+        new.send_window,
+        new.recipient_hourly_cap,
+    )
 }
 
 /// Soft-deletes a device (operator only) and, in the same transaction, cancels its pending
@@ -181,6 +211,12 @@ fn fields_of(d: &DeviceDraft) -> DeviceFields {
         auto_forward_number: d.auto_forward_number.clone(),
         pacing_min_interval_ms: d.pacing_min_interval_ms.and_then(|v| i64::try_from(v).ok()),
         pacing_jitter_ms: d.pacing_jitter_ms.and_then(|v| i64::try_from(v).ok()),
+        timezone: d.timezone.map(|tz| tz.name().to_owned()),
+        daily_cap: d.daily_cap.and_then(|v| i64::try_from(v).ok()),
+        send_window_start: d.send_window.map(|w| format_time_of_day(w.start)),
+        send_window_end: d.send_window.map(|w| format_time_of_day(w.end)),
+        recipient_hourly_cap: d.recipient_hourly_cap.and_then(|v| i64::try_from(v).ok()),
+        simulate_typing: d.simulate_typing,
     }
 }
 
@@ -200,6 +236,14 @@ fn draft_of(row: &DeviceRow) -> DeviceDraft {
             .pacing_min_interval_ms
             .and_then(|v| u64::try_from(v).ok()),
         pacing_jitter_ms: row.pacing_jitter_ms.and_then(|v| u64::try_from(v).ok()),
+        timezone: row.timezone.as_deref().and_then(|tz| tz.parse().ok()),
+        daily_cap: row.daily_cap.and_then(|v| u64::try_from(v).ok()),
+        send_window: stored_window(
+            row.send_window_start.as_deref(),
+            row.send_window_end.as_deref(),
+        ),
+        recipient_hourly_cap: row.recipient_hourly_cap.and_then(|v| u64::try_from(v).ok()),
+        simulate_typing: row.simulate_typing,
     }
 }
 
@@ -208,4 +252,80 @@ fn token_fields(token: &str) -> TokenFields {
         secret_token_hash: hash_token(token),
         secret_token_masked: mask_token(token),
     }
+}
+
+/// Where a device stands with sending safety, for its read: what waits and why, how much it sent
+/// today against its cap, and the earliest its next send may go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendingState {
+    /// Held (pending, waiting) messages by reason.
+    pub held: Vec<(String, i64)>,
+    /// Sends let through since its local day began.
+    pub sent_today: i64,
+    /// Its daily cap, if any.
+    pub daily_cap: Option<u32>,
+    /// The earliest its next send may go (its pause, its pacing gap, its window); `None`: now.
+    pub next_send_at: Option<NaiveDateTime>,
+    /// The time zone its day and window are reckoned in.
+    pub timezone: wapim_domain::Tz,
+}
+
+/// A device (as [`show`]) with its [`SendingState`] at `now`.
+pub fn show_with_sending_state(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: i64,
+    defaults: &SafetyDefaults,
+    now: NaiveDateTime,
+) -> Result<(DeviceRow, SendingState), AppError> {
+    let row = show(conn, actor, id)?;
+    let (safety, _) = dispatch::safety_of(conn, id, "", defaults)?;
+    let tz = safety.limits.timezone;
+    let counts = dispatch::sending_counts(conn, id, local_day_start(tz, now))?;
+    let mut not_before = Vec::new();
+    if let Some(pause) = safety.pause {
+        not_before.push(pause.until);
+    }
+    if !safety.pace.is_off() {
+        if let Some(last) = row.pace_last_send_at {
+            not_before.push(last + safety.pace.interval);
+        }
+        if let Some(until) = row.pace_in_flight_until {
+            not_before.push(until.min(now + safety.pace.interval));
+        }
+    }
+    if let Some(window) = safety.limits.window {
+        not_before.push(window.next_open(tz, now));
+    }
+    if let Some(cap) = safety.limits.daily_cap {
+        if counts.sent_today >= i64::from(cap) {
+            not_before.push(next_local_day_start(tz, now));
+        }
+    }
+    let next_send_at = not_before.into_iter().max().filter(|t| *t > now);
+    Ok((
+        row,
+        SendingState {
+            held: counts.held,
+            sent_today: counts.sent_today,
+            daily_cap: safety.limits.daily_cap,
+            next_send_at,
+            timezone: tz,
+        },
+    ))
+}
+
+/// Ends a device's pause early (operator only): its held messages are due now. Returns the
+/// device and how many messages it released; a device that was not paused is returned as is.
+pub fn resume(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: i64,
+    now: NaiveDateTime,
+) -> Result<(DeviceRow, usize), AppError> {
+    own(actor, id)?;
+    actor.require_operator()?;
+    devices::find(conn, id, false)?;
+    let (_, released) = dispatch::resume_device(conn, id, now)?;
+    Ok((devices::find(conn, id, false)?, released))
 }

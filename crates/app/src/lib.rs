@@ -10,6 +10,7 @@ pub mod devices;
 pub mod intake;
 pub mod messages;
 pub mod relay;
+pub mod suppressions;
 
 use wapim_domain::{DeviceId, MessageStatus, ValidationErrors};
 use wapim_store::StoreError;

@@ -32,11 +32,11 @@ use wapim_domain::pacing::Pace;
 use wapim_domain::time::now_micros;
 use wapim_domain::{HoldReason, MessageType};
 use wapim_settings::{DispatcherSettings, PacingSettings};
-use wapim_store::dispatch::{PacedClaim, Release};
+use wapim_store::dispatch::{Admission, Release, SafetyDefaults};
 use wapim_store::messages::MessageRow;
 use wapim_store::{dispatch, DbConn, Pool, StoreError};
 use wapim_telemetry::{TraceContext, TRACEPARENT};
-use wapim_waha::{chat_id, RemoteFile, SendRequest, WahaClient, WahaError};
+use wapim_waha::{chat_id, ChatAction, RemoteFile, SendRequest, WahaClient, WahaError};
 
 /// Why handling one job stopped; the job is given back to the broker (redelivered later).
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +105,8 @@ pub struct Dispatcher {
     broker: Broker,
     waha: WahaClient,
     settings: DispatcherSettings,
-    pace: Pace,
+    /// What a device does not set itself.
+    defaults: SafetyDefaults,
     /// Each session's pacing, as its device last said ([`PACE_CACHE`]).
     paces: Arc<BySession<Pace>>,
     /// Each session's engine, as WAHA last said (five minutes).
@@ -151,11 +152,22 @@ impl Dispatcher {
             pool,
             broker,
             waha,
+            defaults: SafetyDefaults {
+                pace: Pace::from_millis(pacing.min_interval_ms, pacing.jitter_ms),
+                timezone: wapim_domain::Tz::Asia__Jakarta,
+                probe_every: secs(settings.pause_probe_secs.max(1)),
+            },
             settings,
-            pace: Pace::from_millis(pacing.min_interval_ms, pacing.jitter_ms),
             paces: BySession::new(PACE_CACHE),
             engines: BySession::new(Duration::from_secs(300)),
         }
+    }
+
+    /// The time zone of devices that name none (the server's `timezone` setting; Asia/Jakarta
+    /// unless told).
+    pub fn with_timezone(mut self, timezone: wapim_domain::Tz) -> Self {
+        self.defaults.timezone = timezone;
+        self
     }
 
     /// Consumes jobs until the consumer ends, handling up to `prefetch` at once; reconnects the
@@ -283,41 +295,48 @@ impl Dispatcher {
         else {
             return Ok(Outcome::Skipped);
         };
-        // Pacing: its turn, or back to pending until its slot (the worker moves on at once).
+        // Sending safety: opt-outs, the device's pause and limits, then its pacing. A message
+        // that must wait goes back to pending at once (the worker moves on).
         let immediate = is_immediate_send(row.is_queue, row.schedule_at, row.created_at);
-        let paced_device = !self.pace_of(&row.session_id).await.is_off();
-        if immediate && paced_device {
-            // Not delayed, but a send all the same: the device's next paced one keeps its gap.
-            let device = row.device_id;
-            let outcome = self.send_claimed(row, prefetched).await;
-            let at = now();
-            if let Err(e) = blocking(&self.pool, move |c| {
-                dispatch::pace_note_unpaced_send(c, device, at)
-            })
-            .await
-            {
-                tracing::warn!(device_id = device, error = %e, "could not record an immediate send for pacing");
-            }
-            return outcome;
+        let (device, recipient, defaults) = (row.device_id, row.recipient.clone(), self.defaults);
+        let (safety, suppressed) = blocking(&self.pool, move |c| {
+            dispatch::safety_of(c, device, &recipient, &defaults)
+        })
+        .await?;
+        if suppressed {
+            return self.refuse_opted_out(&row).await;
         }
-        let paced = if immediate || !paced_device {
-            None
-        } else {
+        let must_admit =
+            safety.pause.is_some() || safety.limits.any() || (!immediate && !safety.pace.is_off());
+        let (paced, probe) = if must_admit {
             let jitter: f64 = rand::rng().random_range(0.0..=1.0);
-            let (claimed, pace) = (row.clone(), self.pace);
-            let decision = blocking(&self.pool, move |c| {
-                dispatch::pace_claimed(c, &claimed, pace, now(), jitter, lease_until)
+            let claimed = row.clone();
+            let admission = blocking(&self.pool, move |c| {
+                dispatch::admit(
+                    c,
+                    &claimed,
+                    &defaults,
+                    now(),
+                    jitter,
+                    lease_until,
+                    immediate,
+                )
             })
             .await?;
-            match decision {
-                PacedClaim::Wait { .. } => return Ok(Outcome::Deferred),
-                PacedClaim::Send => Some(row.device_id),
+            match admission {
+                Admission::Wait { .. } => return Ok(Outcome::Deferred),
+                Admission::Send { paced, probe } => (paced, probe),
             }
+        } else {
+            (false, false)
         };
+        if safety.simulate_typing {
+            self.look_like_a_person(&row).await;
+        }
         let outcome = self.send_claimed(row, prefetched).await;
-        if let Some(device) = paced {
+        let at = now();
+        if paced {
             // The next send of the device may start an interval after this one ended.
-            let at = now();
             if let Err(e) = blocking(&self.pool, move |c| {
                 dispatch::pace_finished(c, device, at, lease_until)
             })
@@ -325,8 +344,66 @@ impl Dispatcher {
             {
                 tracing::warn!(device_id = device, error = %e, "could not record the end of a paced send; the device waits until its claim expires");
             }
+        } else if immediate && !safety.pace.is_off() {
+            // Not delayed, but a send all the same: the device's next paced one keeps its gap.
+            if let Err(e) = blocking(&self.pool, move |c| {
+                dispatch::pace_note_unpaced_send(c, device, at)
+            })
+            .await
+            {
+                tracing::warn!(device_id = device, error = %e, "could not record an immediate send for pacing");
+            }
+        }
+        if probe && matches!(outcome, Ok(Outcome::Sent)) {
+            // The probe went through: WhatsApp lets the device reach out again.
+            let (resumed, released) =
+                blocking(&self.pool, move |c| dispatch::resume_device(c, device, at)).await?;
+            if resumed {
+                tracing::info!(
+                    device_id = device,
+                    released,
+                    "device resumed: its probe was sent"
+                );
+            }
         }
         outcome
+    }
+
+    /// A message to a contact on its device's suppression list: `failed`, never sent.
+    async fn refuse_opted_out(&self, row: &MessageRow) -> Result<Outcome, DispatchError> {
+        let id = row.id;
+        let response = serde_json::json!({
+            "error": "opted_out",
+            "message": "The recipient is on this device's suppression list (they asked not to be messaged); the message was not sent.",
+        })
+        .to_string();
+        blocking(&self.pool, move |c| {
+            dispatch::record_failed(c, id, &response, now())
+        })
+        .await?;
+        tracing::info!(message_id = id, "not sent: the recipient opted out");
+        Ok(Outcome::Failed)
+    }
+
+    /// WAHA's guidance before a send: mark the chat seen, show "typing…" for a time that grows
+    /// with the text, stop it. Best effort: a failed touch never stops the send.
+    async fn look_like_a_person(&self, row: &MessageRow) {
+        let chat = chat_id(&row.recipient);
+        let text = row.message.clone().unwrap_or_default();
+        let typing = wapim_domain::safety::typing_time(&text, rand::rng().random_range(0.0..=1.0));
+        for action in [ChatAction::Seen, ChatAction::StartTyping] {
+            if let Err(e) = self.waha.chat_action(&row.session_id, &chat, action).await {
+                tracing::debug!(message_id = row.id, error = %e, "chat touch failed");
+            }
+        }
+        tokio::time::sleep(typing).await;
+        if let Err(e) = self
+            .waha
+            .chat_action(&row.session_id, &chat, ChatAction::StopTyping)
+            .await
+        {
+            tracing::debug!(message_id = row.id, error = %e, "chat touch failed");
+        }
     }
 
     /// Sends a claimed message (its turn come) and records the outcome.
@@ -410,7 +487,7 @@ impl Dispatcher {
         if let Some(pace) = self.paces.get(session) {
             return pace;
         }
-        let (name, default) = (session.to_owned(), self.pace);
+        let (name, default) = (session.to_owned(), self.defaults.pace);
         let pace = blocking(&self.pool, move |c| {
             dispatch::device_pace(c, &name, default)
         })
@@ -518,22 +595,36 @@ impl Dispatcher {
         let response = error_json(&error);
         let at = now();
         match &error {
+            WahaError::ReachOutTimelock { .. } => {
+                // Not transient, and retrying makes it worse: the whole device pauses until WAHA
+                // says the timelock ends, else for a probe interval.
+                let until = self.timelock_end(&row.session_id, at).await;
+                tracing::warn!(message_id = id, device_id = row.device_id, %until, "device paused: WhatsApp's reach-out timelock (463)");
+                let device = row.device_id;
+                blocking(&self.pool, move |c| {
+                    dispatch::pause_after(
+                        c,
+                        id,
+                        device,
+                        until,
+                        HoldReason::ReachOutTimelock,
+                        &response,
+                        at,
+                    )
+                })
+                .await?;
+                Ok(Outcome::Deferred)
+            }
             WahaError::SessionNotWorking { .. }
             | WahaError::SessionNotFound { .. }
-            | WahaError::Unauthorized
-            | WahaError::ReachOutTimelock { .. } => {
+            | WahaError::Unauthorized => {
                 tracing::info!(message_id = id, error = %error, "held: the session cannot send now");
                 let due = at + secs(self.settings.hold_secs);
-                let hold = if matches!(error, WahaError::ReachOutTimelock { .. }) {
-                    HoldReason::ReachOutTimelock
-                } else {
-                    HoldReason::SessionNotReady
-                };
                 blocking(&self.pool, move |c| {
                     let how = Release {
                         refund_attempt: true,
                         api_response: Some(&response),
-                        hold: Some(hold),
+                        hold: Some(HoldReason::SessionNotReady),
                         ..Release::at(due)
                     };
                     dispatch::release(c, id, &how, at)
@@ -579,6 +670,24 @@ impl Dispatcher {
                 .await?;
                 Ok(Outcome::Failed)
             }
+        }
+    }
+
+    /// When a device's reach-out timelock ends: WAHA's `timeEnforcementEnds` when `me` reports an
+    /// active one (newer builds), else one probe interval from `at`.
+    async fn timelock_end(&self, session: &str, at: NaiveDateTime) -> NaiveDateTime {
+        let probe = at + self.defaults.probe_every;
+        let said = match self.waha.me(session).await {
+            Ok(Some(me)) => me
+                .get("reachoutTimelock")
+                .and_then(wapim_domain::safety::timelock_ends),
+            _ => None,
+        };
+        match said {
+            // Never sooner than a minute (a clock apart is no reason to hammer), never later
+            // than a week (a misread date must not park a device for good).
+            Some(ends) => ends.clamp(at + TimeDelta::minutes(1), at + TimeDelta::days(7)),
+            None => probe,
         }
     }
 

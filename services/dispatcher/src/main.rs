@@ -25,6 +25,15 @@ async fn main() -> ExitCode {
         Err(e) => return fail(e),
     };
     wapim_telemetry::init(&settings.log.level, settings.log.format == "json");
+    let timezone: wapim_domain::Tz = match settings.timezone.parse() {
+        Ok(tz) => tz,
+        Err(_) => {
+            return fail(format_args!(
+                "WAPIM_TIMEZONE: {:?} is not an IANA time zone",
+                settings.timezone
+            ))
+        }
+    };
     let db = settings.database.clone();
     let pool = match tokio::task::spawn_blocking(move || {
         wapim_store::open(
@@ -114,7 +123,8 @@ async fn main() -> ExitCode {
         waha,
         settings.dispatcher.clone(),
         &settings.pacing,
-    );
+    )
+    .with_timezone(timezone);
     let tag = format!("dispatcher-{}", std::process::id());
     tracing::info!(%address, "dispatcher consuming send jobs");
     tokio::select! {

@@ -33,6 +33,12 @@ fn set_up() -> (TestDatabase, Pool, i64) {
             auto_forward_number: None,
             pacing_min_interval_ms: None,
             pacing_jitter_ms: None,
+            timezone: None,
+            daily_cap: None,
+            send_window_start: None,
+            send_window_end: None,
+            recipient_hourly_cap: None,
+            simulate_typing: false,
         },
         "wapi-intake",
         &TokenFields {
