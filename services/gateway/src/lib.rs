@@ -17,12 +17,14 @@ use actix_web::dev::Server;
 use actix_web::{web, App};
 use wapim_app::credentials::CredentialCache;
 use wapim_app::intake::Intake;
+use wapim_domain::pacing::Pace;
 use wapim_domain::{PhoneNormalizer, ValidationContext};
 use wapim_settings::{Settings, SettingsError};
+use wapim_store::dispatch::SafetyDefaults;
 use wapim_web::{health, method_not_allowed, route_not_found, Db};
 
 use crate::listing::LinkBase;
-use crate::routes::{batch, devices, messages, tokens};
+use crate::routes::{batch, devices, messages, suppressions, tokens};
 use crate::state::{AppState, Limits};
 
 /// Most accepted messages written in one statement by the intake (group commit).
@@ -110,6 +112,13 @@ impl Application {
                 Duration::from_secs(settings.auth.credential_cache_secs),
                 100_000,
             ),
+            safety: SafetyDefaults {
+                pace: Pace::from_millis(settings.pacing.min_interval_ms, settings.pacing.jitter_ms),
+                timezone: validation.timezone,
+                probe_every: chrono::TimeDelta::seconds(
+                    i64::try_from(settings.dispatcher.pause_probe_secs).unwrap_or(300),
+                ),
+            },
             validation,
             links: LinkBase {
                 public_url,
@@ -175,6 +184,22 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/devices/{id}/restore")
             .route(web::post().to(devices::restore))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/devices/{id}/resume")
+            .route(web::post().to(devices::resume))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/devices/{id}/suppressions")
+            .route(web::get().to(suppressions::list))
+            .route(web::post().to(suppressions::add))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/devices/{id}/suppressions/{phone}")
+            .route(web::delete().to(suppressions::remove))
             .default_service(web::to(method_not_allowed)),
     )
     .service(

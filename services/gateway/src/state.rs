@@ -4,6 +4,7 @@ use actix_web::web;
 use wapim_app::credentials::CredentialCache;
 use wapim_app::intake::Intake;
 use wapim_domain::ValidationContext;
+use wapim_store::dispatch::SafetyDefaults;
 use wapim_web::Db;
 
 use crate::listing::LinkBase;
@@ -33,6 +34,8 @@ pub struct AppState {
     pub admin_token: String,
     /// Recently verified device credentials.
     pub credentials: CredentialCache,
+    /// What a device does not set itself (its read shows its sending state by them).
+    pub safety: SafetyDefaults,
     /// Phone region and time zone for validation.
     pub validation: ValidationContext,
     /// Where list links point.

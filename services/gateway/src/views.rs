@@ -3,10 +3,12 @@
 
 use serde::Serialize;
 use serde_json::Value;
+use wapim_app::devices::SendingState;
 use wapim_domain::time::format_naive_utc;
 use wapim_domain::{ExposeSecret, MessageStatus, SecretString};
 use wapim_store::devices::DeviceRow;
 use wapim_store::messages::MessageRow;
+use wapim_store::suppressions::SuppressionRow;
 
 /// How booleans are written. Reads and updates show 0/1 (as the reference's reads do); create
 /// responses echo the request's booleans as `true`/`false`, as the reference's create examples.
@@ -52,9 +54,55 @@ pub struct DeviceView {
     updated_at: String,
     deleted_at: Option<String>,
     /// Extensions after the reference's fields: the device's own pacing (null: the server's
-    /// `WAPIM_PACING__*` defaults).
+    /// `WAPIM_PACING__*` defaults), its limits (null: off; `timezone` null: the server's), and
+    /// its pause (WhatsApp's reach-out timelock).
     pacing_min_interval_ms: Option<i64>,
     pacing_jitter_ms: Option<i64>,
+    timezone: Option<String>,
+    daily_cap: Option<i64>,
+    send_window_start: Option<String>,
+    send_window_end: Option<String>,
+    recipient_hourly_cap: Option<i64>,
+    simulate_typing: Value,
+    paused_until: Option<String>,
+    pause_reason: Option<String>,
+    /// Only on `GET /api/devices/{id}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sending_state: Option<SendingStateView>,
+}
+
+/// A device's sending state as `GET /api/devices/{id}` shows it.
+#[derive(Debug, Serialize)]
+pub struct SendingStateView {
+    held_messages: i64,
+    held_by_reason: serde_json::Map<String, Value>,
+    next_send_at: Option<String>,
+    sent_today: i64,
+    daily_cap: Option<u32>,
+    timezone: String,
+    paused_until: Option<String>,
+    pause_reason: Option<String>,
+}
+
+impl DeviceView {
+    /// The view with the device's sending state.
+    pub fn with_sending_state(mut self, state: SendingState) -> Self {
+        self.sending_state = Some(SendingStateView {
+            held_messages: state.held.iter().map(|(_, n)| n).sum(),
+            held_by_reason: state
+                .held
+                .into_iter()
+                .map(|(reason, n)| (reason, Value::from(n)))
+                .collect(),
+            next_send_at: ts(&state.next_send_at),
+            sent_today: state.sent_today,
+            daily_cap: state.daily_cap,
+            timezone: state.timezone.name().to_owned(),
+            paused_until: self.paused_until.clone(),
+            pause_reason: self.pause_reason.clone(),
+        });
+        self
+    }
 }
 
 impl DeviceView {
@@ -83,6 +131,15 @@ impl DeviceView {
             deleted_at: ts(&row.deleted_at),
             pacing_min_interval_ms: row.pacing_min_interval_ms,
             pacing_jitter_ms: row.pacing_jitter_ms,
+            timezone: row.timezone,
+            daily_cap: row.daily_cap,
+            send_window_start: row.send_window_start,
+            send_window_end: row.send_window_end,
+            recipient_hourly_cap: row.recipient_hourly_cap,
+            simulate_typing: style.render(row.simulate_typing),
+            paused_until: ts(&row.paused_until),
+            pause_reason: row.pause_reason,
+            sending_state: None,
         }
     }
 }
@@ -150,6 +207,28 @@ impl MessageView {
             hold_reason: row
                 .hold_reason
                 .filter(|_| row.status == MessageStatus::Pending),
+        }
+    }
+}
+
+/// A suppressed contact as `/api/devices/{id}/suppressions` shows it.
+#[derive(Debug, Serialize)]
+pub struct SuppressionView {
+    id: i64,
+    device_id: i64,
+    phone: String,
+    reason: Option<String>,
+    created_at: String,
+}
+
+impl From<SuppressionRow> for SuppressionView {
+    fn from(row: SuppressionRow) -> Self {
+        Self {
+            id: row.id,
+            device_id: row.device_id,
+            phone: row.phone,
+            reason: row.reason,
+            created_at: format_naive_utc(&row.created_at),
         }
     }
 }

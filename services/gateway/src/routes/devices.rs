@@ -94,8 +94,32 @@ pub async fn show(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
-    let row = state.db.run(move |c| use_case::show(c, &actor, id)).await?;
-    Ok(ok("", DeviceView::new(row, BoolStyle::Int, None)))
+    let (defaults, now) = (state.safety, now_micros().naive_utc());
+    let (row, sending) = state
+        .db
+        .run(move |c| use_case::show_with_sending_state(c, &actor, id, &defaults, now))
+        .await?;
+    Ok(ok(
+        "",
+        DeviceView::new(row, BoolStyle::Int, None).with_sending_state(sending),
+    ))
+}
+
+/// `POST /devices/{id}/resume` (operators only): ends a pause (WhatsApp's reach-out timelock)
+/// early; its held messages are due at once.
+pub async fn resume(
+    state: State,
+    Authenticated(actor): Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let now = now_micros().naive_utc();
+    let (row, released) = state
+        .db
+        .run(move |c| use_case::resume(c, &actor, id, now))
+        .await?;
+    let message = format!("Device resumed; {released} held message(s) are due now.");
+    Ok(ok(&message, DeviceView::new(row, BoolStyle::Int, None)))
 }
 
 /// `PUT /devices/{id}` (replace; absent optional fields are cleared).

@@ -44,6 +44,14 @@ const FIELDS: &[&str] = &[
     "calendar_type",
     "schedule_at",
     "items",
+    "timezone",
+    "daily_cap",
+    "send_window_start",
+    "send_window_end",
+    "recipient_hourly_cap",
+    "simulate_typing",
+    "phone",
+    "reason",
 ];
 
 fn value(rng: &mut Rng, depth: u32) -> Value {
@@ -59,6 +67,9 @@ fn value(rng: &mut Rng, depth: u32) -> Value {
         "masehi",
         "2025-09-08 09:44:00",
         "1447-10-30 08:00:00",
+        "08:00",
+        "23:59:59",
+        "Asia/Jakarta",
         "2025-02-30 10:00:00",
         "9999-12-31T23:59:59+14:00",
         "http://127.0.0.1:9/a.jpg",
@@ -124,6 +135,9 @@ wapim_testkit::both_backends! {
             (Method::PATCH, "/api/messages/1"),
             (Method::POST, "/api/messages-batch"),
             (Method::POST, "/api/generate-token"),
+            (Method::POST, "/api/devices/1/suppressions"),
+            (Method::DELETE, "/api/devices/1/suppressions/0811010010010"),
+            (Method::POST, "/api/devices/1/resume"),
         ];
         // A message to edit.
         let r = app
@@ -164,7 +178,7 @@ wapim_testkit::both_backends! {
             "sort=created_at%20desc&page=2",
         ];
         for q in queries {
-            for base in ["/api/devices", "/api/messages"] {
+            for base in ["/api/devices", "/api/messages", "/api/devices/1/suppressions"] {
                 for who in &callers {
                     let r = app.get(&format!("{base}?{q}"), who).await;
                     check(&r, &format!("GET {base}?{q}"));
@@ -177,6 +191,8 @@ wapim_testkit::both_backends! {
             "/api/messages/1e3",
             "/api/devices/0x1",
             "/api/messages/%F0%9F%92%A5/restore",
+            "/api/devices/1/suppressions/%00",
+            "/api/devices/x/suppressions",
         ] {
             let r = app.get(path, &As::Operator).await;
             check(&r, path);

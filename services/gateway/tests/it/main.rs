@@ -11,3 +11,4 @@ mod helpers;
 mod idempotency;
 mod lists;
 mod messages;
+mod safety;
