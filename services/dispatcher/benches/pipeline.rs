@@ -8,6 +8,11 @@
 //!    (default 10) through `POST /api/messages`, each measured from its acceptance (`created_at`)
 //!    to the simulator receiving the send.
 //!
+//! 3. Pacing at scale: `BENCH_PACED_DEVICES` devices (default 50), each paced at 1 s (its own
+//!    setting, jitter off), `BENCH_PACED_MESSAGES` each (default 20) queued at once: the gaps
+//!    between consecutive sends of each device on the simulator's clock (median against the 1 s
+//!    interval) and the CPU this process used meanwhile.
+//!
 //! Everything runs in this process on the 2-core machine (gateway, relay, two dispatcher tasks,
 //! simulator, load generator), with PostgreSQL and RabbitMQ beside it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -80,6 +85,125 @@ async fn raw_broker(n: usize) -> (f64, f64) {
     (publish, consume)
 }
 
+/// CPU time (user + system) this process has used so far, from `/proc/self/stat`.
+fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line (11 and 12 after the name); 100 ticks/s.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// Part 3: `devices` devices each paced at `interval` (jitter off), `per_device` messages queued
+/// on each at once; prints the gaps between consecutive sends of each device, on the
+/// simulator's clock, and the CPU this process used meanwhile.
+async fn paced_devices(
+    base: &str,
+    admin: &str,
+    sim: &wapim_waha_sim::SimHandle,
+    devices: usize,
+    per_device: usize,
+    interval: Duration,
+) {
+    let client = reqwest::Client::new();
+    let mut sessions = Vec::with_capacity(devices);
+    for i in 0..devices {
+        let body = json!({
+            "name": format!("Paced {i}"),
+            "phone_number": format!("08110200{:05}", i),
+            "pacing_min_interval_ms": interval.as_millis() as u64,
+            "pacing_jitter_ms": 0,
+        });
+        let r: Value = client
+            .post(format!("{base}/api/devices"))
+            .bearer_auth(admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = r["data"]["session_id"].as_str().unwrap().to_owned();
+        let token = r["data"]["secret_token"].as_str().unwrap().to_owned();
+        sim.ensure_session(&session, Engine::Gows, SessionStatus::Working);
+        sessions.push((session, token));
+    }
+    sim.reset_records();
+    let cpu_before = process_cpu();
+    let started = Instant::now();
+    for (session, token) in &sessions {
+        let items: Vec<Value> = (0..per_device)
+            .map(|i| json!({"recipient": "0811010010011", "message_type": "text", "message": format!("{session} {i}"), "is_queue": true}))
+            .collect();
+        let r = client
+            .post(format!("{base}/api/messages-batch"))
+            .header("X-Session-Id", session)
+            .header("X-Session-Secret-Token", token)
+            .json(&json!({ "items": items }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let total = devices * per_device;
+    let limit = interval * (per_device as u32 + 10) + Duration::from_secs(30);
+    while sim.send_count() < total {
+        assert!(
+            started.elapsed() < limit,
+            "paced sends stalled at {}",
+            sim.send_count()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let wall = started.elapsed();
+    let cpu = process_cpu().saturating_sub(cpu_before);
+    let sends = sim.sends();
+    let mut gaps: Vec<f64> = Vec::new();
+    for (session, _) in &sessions {
+        let mine: Vec<Instant> = sends
+            .iter()
+            .filter(|s| &s.session == session)
+            .map(|s| s.instant)
+            .collect();
+        gaps.extend(
+            mine.windows(2)
+                .map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0),
+        );
+    }
+    gaps.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let ms = interval.as_secs_f64() * 1000.0;
+    let median = percentile(&gaps, 50.0);
+    println!(
+        "  {devices} devices paced at {ms:.0} ms, {per_device} each ({total} sends in {:.1} s)",
+        wall.as_secs_f64()
+    );
+    println!(
+        "    gap between a device's sends: min {:>6.0}  p5 {:>6.0}  median {:>6.0}  p95 {:>6.0}  max {:>6.0} ms   median / interval {:.3}",
+        gaps.first().copied().unwrap_or(f64::NAN),
+        percentile(&gaps, 5.0),
+        median,
+        percentile(&gaps, 95.0),
+        gaps.last().copied().unwrap_or(f64::NAN),
+        median / ms
+    );
+    println!(
+        "    CPU of this process (gateway, relay, dispatchers, simulator): {:.2} s over {:.1} s = {:.0} % of one core",
+        cpu.as_secs_f64(),
+        wall.as_secs_f64(),
+        100.0 * cpu.as_secs_f64() / wall.as_secs_f64()
+    );
+}
+
 #[tokio::main]
 async fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
@@ -145,6 +269,7 @@ async fn main() {
         backoff_base_ms: 100,
         backoff_max_ms: 1000,
         hold_secs: 1,
+        pause_probe_secs: 300,
         sweep_secs: 10,
     };
     for i in 0..2 {
@@ -248,6 +373,27 @@ async fn main() {
         "  ratio end to end / RabbitMQ publish+consume : {:.2}",
         throughput / (1.0 / (1.0 / publish + 1.0 / consume))
     );
+
+    // 3. Pacing at scale (the dispatchers are the same two, unpaced by default: each device
+    // carries its own pacing, as the device API allows).
+    let (devices, per_device) = if smoke {
+        (5, 3)
+    } else {
+        (
+            env_usize("BENCH_PACED_DEVICES", 50),
+            env_usize("BENCH_PACED_MESSAGES", 20),
+        )
+    };
+    paced_devices(
+        &base,
+        &admin,
+        &sim,
+        devices,
+        per_device,
+        Duration::from_secs(1),
+    )
+    .await;
+
     let _ = broker.delete_topology().await;
     drop(db);
 }

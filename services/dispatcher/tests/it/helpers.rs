@@ -58,6 +58,7 @@ pub fn test_dispatcher_settings() -> DispatcherSettings {
         backoff_base_ms: 50,
         backoff_max_ms: 400,
         hold_secs: 1,
+        pause_probe_secs: 300,
         sweep_secs: 1,
     }
 }

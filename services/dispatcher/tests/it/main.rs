@@ -6,4 +6,5 @@ mod crash;
 mod helpers;
 mod pacing;
 mod proxy;
+mod safety;
 mod sending;
