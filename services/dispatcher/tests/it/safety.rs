@@ -218,6 +218,21 @@ wapim_testkit::both_backends! {
         }
     }
 
+    async fn immediate_sends_count_toward_the_daily_cap_and_a_held_one_answers_at_once() {
+        let p = Pipeline::start().await;
+        let (status, body) = p.operator(Method::PATCH, &p.device_path(), Some(json!({"daily_cap": 1}))).await;
+        assert_eq!(status, 200, "{body}");
+        let now = |text: &str| json!({"recipient": "0811010010011", "message_type": "text", "message": text, "is_queue": false});
+        let first = p.post(now("right away")).await;
+        assert_eq!(first["status"], "sent", "{first}");
+        let asked = Instant::now();
+        let second = p.post(now("over the cap")).await;
+        assert!(asked.elapsed() < Duration::from_secs(5), "a held immediate send answered after {:?}", asked.elapsed());
+        assert_eq!(second["status"], "pending", "{second}");
+        assert_eq!(second["hold_reason"], "daily_cap", "{second}");
+        assert_eq!(p.sim.send_count(), 1);
+    }
+
     async fn messages_outside_the_sending_window_wait_for_it_to_open() {
         let p = Pipeline::start().await;
         // A window opening 3 s from now in the device's zone (UTC here), open for an hour.

@@ -6,7 +6,7 @@ use wapim_app::messages as use_case;
 use wapim_domain::message::{is_immediate_send, validate_message};
 use wapim_domain::time::now_micros;
 use wapim_domain::validation::Mode;
-use wapim_domain::{CalendarType, MessageStatus, MessageType};
+use wapim_domain::{CalendarType, HoldReason, MessageStatus, MessageType};
 use wapim_store::messages::{MessageFilter, MessageSortColumn};
 use wapim_telemetry::TraceContext;
 use wapim_web::body::{as_object, read_json, read_object};
@@ -195,8 +195,8 @@ pub async fn create(
 
 /// An immediate send (`is_queue: false`) answers with the send's outcome: the message as it
 /// is once it left `pending`/`processing`, or as it is when the configured wait runs out (it
-/// then goes on through the queue). The queue carries it like any other message; only the
-/// answer waits.
+/// then goes on through the queue), or at once when its device's limits or pause hold it. The
+/// queue carries it like any other message; only the answer waits.
 async fn wait_for_outcome(
     state: &State,
     actor: wapim_app::Actor,
@@ -206,10 +206,18 @@ async fn wait_for_outcome(
     loop {
         let who = actor.clone();
         let row = state.db.run(move |c| use_case::show(c, &who, id)).await?;
-        let settled = !matches!(
-            row.status,
-            MessageStatus::Pending | MessageStatus::Processing
-        );
+        // Held by its device's limits or pause (anything but a retry's backoff): it will not go
+        // within this request, so the answer says so at once (`hold_reason`).
+        let held = row.status == MessageStatus::Pending
+            && row
+                .hold_reason
+                .as_deref()
+                .is_some_and(|r| r != HoldReason::Retry.as_str());
+        let settled = held
+            || !matches!(
+                row.status,
+                MessageStatus::Pending | MessageStatus::Processing
+            );
         if settled || std::time::Instant::now() >= deadline {
             return Ok(row);
         }
