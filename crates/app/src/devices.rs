@@ -72,6 +72,18 @@ pub fn show(conn: &mut DbConn, actor: &Actor, id: i64) -> Result<DeviceRow, AppE
     Ok(devices::find(conn, id, false)?)
 }
 
+/// The live device with `session_id`, if the actor may reach it (a device only itself; any other
+/// session, or one no live device has, is 404).
+pub fn by_session(
+    conn: &mut DbConn,
+    actor: &Actor,
+    session_id: &str,
+) -> Result<DeviceRow, AppError> {
+    let row = devices::find_live_by_session(conn, session_id)?.ok_or(AppError::NotFound)?;
+    own(actor, row.id)?;
+    Ok(row)
+}
+
 /// A page of the devices the actor may see.
 pub fn list(
     conn: &mut DbConn,

@@ -5,6 +5,7 @@
 //! what its own deletion cancelled, an edit never overwrites a concurrent one) live here once, so
 //! the send pipeline adds "queue it for sending" in exactly one place.
 
+pub mod cache;
 pub mod credentials;
 pub mod devices;
 pub mod intake;

@@ -116,6 +116,9 @@ pub struct WahaSettings {
     pub api_key: String,
     /// Seconds to wait for WAHA's answer to a send (it may take ~75 s on GOWS).
     pub timeout_secs: u64,
+    /// Seconds to wait for WAHA's answer to a call the API passes through (`me`, QR, restart…);
+    /// past it the caller gets a 504.
+    pub request_timeout_secs: u64,
 }
 
 /// Debug without the API key.
@@ -125,6 +128,7 @@ impl std::fmt::Debug for WahaSettings {
             .field("url", &self.url)
             .field("api_key", &"[redacted]")
             .field("timeout_secs", &self.timeout_secs)
+            .field("request_timeout_secs", &self.request_timeout_secs)
             .finish()
     }
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use url::Url;
 
 use crate::error::is_session_not_found;
-use crate::{ChatAction, SendRequest, Sent, WahaError};
+use crate::{redact_secrets, AccountCall, ChatAction, SendRequest, Sent, WahaError};
 
 /// A WAHA session's state as Wapim needs it: is it `WORKING`, and on which engine.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +154,73 @@ impl WahaClient {
         let url = self.url(&["api", action.endpoint()]);
         let body = serde_json::json!({ "session": session, "chatId": chat_id });
         self.call(Method::POST, url, Some(body)).await.map(|_| ())
+    }
+
+    /// One of WAHA's account functions for `session`, its JSON answer passed through (secrets
+    /// removed, see [`crate::redact_secrets`]).
+    pub async fn account(&self, session: &str, call: &AccountCall) -> Result<Value, WahaError> {
+        let (method, mut url, body) = match call {
+            AccountCall::Me => (
+                Method::GET,
+                self.url(&["api", "sessions", session, "me"]),
+                None,
+            ),
+            AccountCall::Profile => (Method::GET, self.url(&["api", session, "profile"]), None),
+            AccountCall::Restart => (
+                Method::POST,
+                self.url(&["api", "sessions", session, "restart"]),
+                None,
+            ),
+            AccountCall::Logout => (
+                Method::POST,
+                self.url(&["api", "sessions", session, "logout"]),
+                None,
+            ),
+            AccountCall::QrValue => (Method::GET, self.url(&["api", session, "auth", "qr"]), None),
+            AccountCall::RequestCode { phone } => (
+                Method::POST,
+                self.url(&["api", session, "auth", "request-code"]),
+                Some(serde_json::json!({ "phoneNumber": phone })),
+            ),
+            AccountCall::CheckExists { .. } => (
+                Method::GET,
+                self.url(&["api", "contacts", "check-exists"]),
+                None,
+            ),
+        };
+        match call {
+            AccountCall::QrValue => {
+                url.query_pairs_mut().append_pair("format", "raw");
+            }
+            AccountCall::CheckExists { phone } => {
+                url.query_pairs_mut()
+                    .append_pair("phone", phone)
+                    .append_pair("session", session);
+            }
+            _ => {}
+        }
+        let mut answer = self.call(method, url, body).await?;
+        redact_secrets(&mut answer);
+        Ok(answer)
+    }
+
+    /// The session's pairing QR code as a PNG (`GET /api/{session}/auth/qr?format=image`).
+    pub async fn qr_png(&self, session: &str) -> Result<Vec<u8>, WahaError> {
+        let mut url = self.url(&["api", session, "auth", "qr"]);
+        url.query_pairs_mut().append_pair("format", "image");
+        let mut request = self.http.get(url).header(header::ACCEPT, "image/png");
+        if let Some(trace) = wapim_telemetry::TraceContext::current() {
+            request = request.header(wapim_telemetry::TRACEPARENT, trace.traceparent());
+        }
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(transport)?;
+        if status.is_success() {
+            return Ok(bytes.to_vec());
+        }
+        let body = parse_body(&bytes)
+            .unwrap_or_else(|| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Err(WahaError::from_status(status.as_u16(), body))
     }
 
     /// `base` joined with percent-encoded path segments.

@@ -5,10 +5,12 @@
 //! session's status. Every failure is a [`WahaError`] that says whether retrying can help.
 //! What Wapim relies on in WAHA's API is described in `shared/waha/README.md`.
 
+mod account;
 mod client;
 mod error;
 mod send;
 
+pub use account::{redact_secrets, AccountCall};
 pub use client::{SessionInfo, WahaClient};
 pub use error::WahaError;
 pub use send::{bare_message_id, chat_id, ChatAction, RemoteFile, SendRequest, Sent};

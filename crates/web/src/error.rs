@@ -8,6 +8,7 @@ use serde_json::json;
 use wapim_app::AppError;
 use wapim_domain::ValidationErrors;
 use wapim_store::StoreError;
+use wapim_waha::WahaError;
 
 /// Everything a handler can fail with, mapped once to a status and a human message.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,77 @@ pub enum ApiError {
     /// 500: a bug or an unexpected database failure; details go to the log only.
     #[error("Internal server error")]
     Internal(String),
+    /// A call Wapim passed through to WAHA did not succeed: 502 (unreachable, failed), 504 (too
+    /// slow) or WAHA's own 4xx, with a message saying which and WAHA's reason when it gave one.
+    #[error("{message}")]
+    Waha {
+        /// The HTTP status to answer.
+        status: u16,
+        /// What happened, for people.
+        message: String,
+        /// WAHA's own words, when it gave some.
+        reason: Option<String>,
+    },
+}
+
+/// WAHA's reason in an error body: `message`, `error`, `exception.message`, or the text itself.
+fn waha_reason(body: Option<&serde_json::Value>) -> Option<String> {
+    let body = body?;
+    let text = body
+        .get("message")
+        .or_else(|| body.get("error"))
+        .or_else(|| body.get("exception").and_then(|e| e.get("message")))
+        .unwrap_or(body);
+    match text {
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        serde_json::Value::Null => None,
+        serde_json::Value::String(_) => None,
+        other => Some(other.to_string()),
+    }
+}
+
+impl From<WahaError> for ApiError {
+    fn from(e: WahaError) -> Self {
+        let reason = waha_reason(e.body());
+        let (status, message) = match &e {
+            WahaError::Timeout => (504, "WAHA did not answer in time.".to_owned()),
+            WahaError::Connect(detail) => {
+                tracing::warn!(%detail, "WAHA unreachable");
+                (502, "WAHA could not be reached.".to_owned())
+            }
+            WahaError::Unauthorized => (
+                502,
+                "WAHA refused Wapim's API key (check WAPIM_WAHA__API_KEY).".to_owned(),
+            ),
+            WahaError::SessionNotFound { .. } => {
+                (404, "WAHA does not know this session.".to_owned())
+            }
+            WahaError::SessionNotWorking { status, .. } => (
+                422,
+                format!(
+                    "The WAHA session is not in the state this needs (it is {}).",
+                    status.as_deref().unwrap_or("unknown")
+                ),
+            ),
+            WahaError::Rejected { status, .. } => (*status, "WAHA refused the request.".to_owned()),
+            WahaError::ReachOutTimelock { .. } | WahaError::Server { .. } => {
+                (502, "WAHA failed to answer.".to_owned())
+            }
+            WahaError::InvalidResponse(detail) => {
+                tracing::warn!(%detail, "unreadable WAHA answer");
+                (502, "WAHA gave an answer Wapim could not read.".to_owned())
+            }
+        };
+        let message = match &reason {
+            Some(r) => format!("{message} WAHA says: {r}"),
+            None => message,
+        };
+        ApiError::Waha {
+            status,
+            message,
+            reason,
+        }
+    }
 }
 
 impl ApiError {
@@ -123,6 +195,9 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) | ApiError::Saturated => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Waha { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+            }
         }
     }
 
@@ -132,6 +207,10 @@ impl ResponseError for ApiError {
             ApiError::MalformedBody(detail) => json!({ "body": [detail] }),
             ApiError::Conflict(field, message) => json!({ *field: [message] }),
             ApiError::PayloadTooLarge(_) => json!({ "body": [self.to_string()] }),
+            ApiError::Waha {
+                reason: Some(reason),
+                ..
+            } => json!({ "waha": [reason] }),
             _ => json!({}),
         };
         match self {

@@ -18,13 +18,13 @@
 //! unknown session (404), a wrong API key and WhatsApp's reach-out timelock (463) hold the message
 //! (`pending` again after `hold_secs`, no attempt used).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{NaiveDateTime, TimeDelta};
 use rand::Rng;
 use tracing::Instrument;
+use wapim_app::cache::ExpiringMap;
 use wapim_broker::{Broker, Delivery};
 use wapim_domain::jobs::{Job, JobEnvelope, JOB_VERSION};
 use wapim_domain::message::is_immediate_send;
@@ -70,34 +70,6 @@ fn engine_has_ids(engine: Option<&str>) -> bool {
     matches!(engine, Some("NOWEB") | Some("GOWS"))
 }
 
-/// Per-session facts read from WAHA or the database, trusted for `ttl` (a failed lock reads as
-/// a miss: the caller asks again).
-struct BySession<V> {
-    ttl: Duration,
-    entries: Mutex<HashMap<String, (V, Instant)>>,
-}
-
-impl<V: Clone> BySession<V> {
-    fn new(ttl: Duration) -> Arc<Self> {
-        Arc::new(Self {
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-        })
-    }
-
-    fn get(&self, session: &str) -> Option<V> {
-        let entries = self.entries.lock().ok()?;
-        let (value, at) = entries.get(session)?;
-        (at.elapsed() < self.ttl).then(|| value.clone())
-    }
-
-    fn put(&self, session: &str, value: V) {
-        if let Ok(mut entries) = self.entries.lock() {
-            entries.insert(session.to_owned(), (value, Instant::now()));
-        }
-    }
-}
-
 /// Consumes jobs and sends messages; cheap to clone (one per consumer task).
 #[derive(Clone)]
 pub struct Dispatcher {
@@ -108,9 +80,9 @@ pub struct Dispatcher {
     /// What a device does not set itself.
     defaults: SafetyDefaults,
     /// Each session's pacing, as its device last said ([`PACE_CACHE`]).
-    paces: Arc<BySession<Pace>>,
+    paces: Arc<ExpiringMap<String, Pace>>,
     /// Each session's engine, as WAHA last said (five minutes).
-    engines: Arc<BySession<Option<String>>>,
+    engines: Arc<ExpiringMap<String, Option<String>>>,
 }
 
 /// How long a dispatcher trusts what it read of a device's pacing.
@@ -158,8 +130,8 @@ impl Dispatcher {
                 probe_every: secs(settings.pause_probe_secs.max(1)),
             },
             settings,
-            paces: BySession::new(PACE_CACHE),
-            engines: BySession::new(Duration::from_secs(300)),
+            paces: Arc::new(ExpiringMap::new(PACE_CACHE)),
+            engines: Arc::new(ExpiringMap::new(Duration::from_secs(300))),
         }
     }
 
@@ -495,7 +467,7 @@ impl Dispatcher {
         .ok()
         .flatten()
         .unwrap_or(default);
-        self.paces.put(session, pace);
+        self.paces.put(session.to_owned(), pace);
         pace
     }
 
@@ -508,7 +480,7 @@ impl Dispatcher {
             Ok(Some(info)) => info.engine,
             _ => None,
         };
-        self.engines.put(session, engine.clone());
+        self.engines.put(session.to_owned(), engine.clone());
         engine
     }
 

@@ -15,16 +15,18 @@ use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::{web, App};
+use wapim_app::cache::ExpiringMap;
 use wapim_app::credentials::CredentialCache;
 use wapim_app::intake::Intake;
 use wapim_domain::pacing::Pace;
 use wapim_domain::{PhoneNormalizer, ValidationContext};
 use wapim_settings::{Settings, SettingsError};
 use wapim_store::dispatch::SafetyDefaults;
+use wapim_waha::WahaClient;
 use wapim_web::{health, method_not_allowed, route_not_found, Db};
 
 use crate::listing::LinkBase;
-use crate::routes::{batch, devices, messages, suppressions, tokens};
+use crate::routes::{batch, devices, messages, suppressions, tokens, waha};
 use crate::state::{AppState, Limits};
 
 /// Most accepted messages written in one statement by the intake (group commit).
@@ -104,6 +106,15 @@ impl Application {
         let admin_token = settings.require_admin_token()?.to_owned();
         let public_url = Some(settings.http.public_url.trim().to_owned()).filter(|u| !u.is_empty());
         let queued = db.pool().max_size() as usize + settings.database.max_queued_requests;
+        let waha = WahaClient::new(
+            &settings.waha.url,
+            Some(settings.waha.api_key.clone()).filter(|k| !k.is_empty()),
+            Duration::from_secs(settings.waha.request_timeout_secs.max(1)),
+        )
+        .map_err(|e| SettingsError::Invalid {
+            var: "WAPIM_WAHA__URL",
+            reason: e.to_string(),
+        })?;
         let state = web::Data::new(AppState {
             db: db.clone(),
             intake: Intake::start(db.pool().clone(), INTAKE_MAX_BATCH, queued),
@@ -112,6 +123,8 @@ impl Application {
                 Duration::from_secs(settings.auth.credential_cache_secs),
                 100_000,
             ),
+            waha,
+            waha_answers: ExpiringMap::new(routes::waha::ACCOUNT_CACHE),
             safety: SafetyDefaults {
                 pace: Pace::from_millis(settings.pacing.min_interval_ms, settings.pacing.jitter_ms),
                 timezone: validation.timezone,
@@ -184,6 +197,41 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/devices/{id}/restore")
             .route(web::post().to(devices::restore))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/waha/sessions/{session_id}/me")
+            .route(web::get().to(waha::me))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/waha/{session_id}/profile")
+            .route(web::get().to(waha::profile))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/waha/sessions/{session_id}/restart")
+            .route(web::post().to(waha::restart))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/waha/sessions/{session_id}/logout")
+            .route(web::post().to(waha::logout))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/waha/{session_id}/auth/qr.png")
+            .route(web::get().to(waha::qr))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/waha/{session_id}/auth/request-code")
+            .route(web::post().to(waha::request_code))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/v1/waha/contacts/check-exists")
+            .route(web::get().to(waha::check_exists))
             .default_service(web::to(method_not_allowed)),
     )
     .service(

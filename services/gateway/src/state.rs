@@ -1,10 +1,12 @@
 //! What every handler shares: database access, credentials, the validation context and limits.
 
 use actix_web::web;
+use wapim_app::cache::ExpiringMap;
 use wapim_app::credentials::CredentialCache;
 use wapim_app::intake::Intake;
 use wapim_domain::ValidationContext;
 use wapim_store::dispatch::SafetyDefaults;
+use wapim_waha::WahaClient;
 use wapim_web::Db;
 
 use crate::listing::LinkBase;
@@ -36,6 +38,10 @@ pub struct AppState {
     pub credentials: CredentialCache,
     /// What a device does not set itself (its read shows its sending state by them).
     pub safety: SafetyDefaults,
+    /// WAHA, for the reference's pass-through endpoints (`/api/v1/waha/...`).
+    pub waha: WahaClient,
+    /// WAHA's recent `me` and `profile` answers, by session and call.
+    pub waha_answers: ExpiringMap<(String, String), serde_json::Value>,
     /// Phone region and time zone for validation.
     pub validation: ValidationContext,
     /// Where list links point.

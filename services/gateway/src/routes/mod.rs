@@ -5,6 +5,7 @@ pub mod devices;
 pub mod messages;
 pub mod suppressions;
 pub mod tokens;
+pub mod waha;
 
 use wapim_web::ApiError;
 

@@ -12,3 +12,4 @@ mod idempotency;
 mod lists;
 mod messages;
 mod safety;
+mod waha;
