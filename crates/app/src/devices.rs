@@ -50,7 +50,8 @@ pub fn register(
     for _ in 0..STALE_RETRIES {
         let taken = devices::session_ids_like(conn, &base)?;
         let session_id = first_free_session_id(&base, taken.iter().map(String::as_str));
-        match devices::insert(conn, &fields, &session_id, &token_fields, now) {
+        let hmac_key = generate_secret_token();
+        match devices::insert(conn, &fields, &session_id, &token_fields, &hmac_key, now) {
             Err(StoreError::Conflict(_)) => continue,
             other => {
                 return Ok(DeviceWithToken {
@@ -340,4 +341,21 @@ pub fn resume(
     devices::find(conn, id, false)?;
     let (_, released) = dispatch::resume_device(conn, id, now)?;
     Ok((devices::find(conn, id, false)?, released))
+}
+
+/// Owes a sync of a device's WAHA session now (operator only): the dispatcher makes WAHA match
+/// the device (recreating a session WAHA lost, restoring its configuration) and records its
+/// status.
+pub fn resync(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: i64,
+    now: NaiveDateTime,
+) -> Result<DeviceRow, AppError> {
+    own(actor, id)?;
+    actor.require_operator()?;
+    if !wapim_store::sessions::owe_sync(conn, id, now)? {
+        return Err(AppError::NotFound);
+    }
+    Ok(devices::find(conn, id, false)?)
 }

@@ -15,7 +15,7 @@ use wapim_broker::{Broker, Headers};
 use wapim_domain::jobs::{Job, JobEnvelope};
 use wapim_domain::time::now_micros;
 use wapim_store::dispatch::OwedJob;
-use wapim_store::{dispatch, Pool, StoreError};
+use wapim_store::{dispatch, sessions, Pool, StoreError};
 use wapim_telemetry::TRACEPARENT;
 
 /// Why a relay pass stopped early; the next pass retries.
@@ -68,40 +68,78 @@ impl Relay {
         }
     }
 
-    /// One pass: reserve owed rows, publish their jobs (confirmed, concurrently), mark the
-    /// confirmed ones published. Returns how many were published; an error after some were
-    /// published still marks those.
+    /// One pass: reserve owed rows (messages due, devices owing a session sync), publish their
+    /// jobs (confirmed, concurrently), mark the confirmed ones published. Returns how many were
+    /// published; an error after some were published still marks those.
     pub async fn publish_due(&self) -> Result<usize, RelayError> {
         let now = now_micros().naive_utc();
         let lease = TimeDelta::from_std(self.config.lease).unwrap_or(TimeDelta::seconds(30));
         let batch = self.config.batch;
         let reserved_until = now + lease;
-        let owed = blocking(&self.pool, move |c| {
-            dispatch::reserve_due(c, now, reserved_until, batch)
+        let (owed, syncs) = blocking(&self.pool, move |c| {
+            let owed = dispatch::reserve_due(c, now, reserved_until, batch)?;
+            let syncs = sessions::reserve_due_syncs(c, now, reserved_until, batch)?;
+            Ok((owed, syncs))
         })
         .await?;
-        if owed.is_empty() {
+        if owed.is_empty() && syncs.is_empty() {
             return Ok(0);
         }
-        let mut publishes = tokio::task::JoinSet::new();
-        for OwedJob {
-            id,
-            session_id,
-            traceparent,
-        } in owed
-        {
-            let broker = self.broker.clone();
-            publishes.spawn(async move {
-                let job = JobEnvelope::new(Job::SendMessage {
-                    message_id: id.into(),
-                    session_id: Some(session_id),
-                });
+        let sends = owed.into_iter().map(
+            |OwedJob {
+                 id,
+                 session_id,
+                 traceparent,
+             }| {
                 // The job continues the trace of the request that accepted the message.
                 let mut headers = Headers::new();
                 if let Some(traceparent) = traceparent {
                     headers.insert(TRACEPARENT.to_owned(), traceparent);
                 }
-                broker.publish(&job, &headers).await.map(|()| id)
+                let job = Job::SendMessage {
+                    message_id: id.into(),
+                    session_id: Some(session_id),
+                };
+                (id, job, headers)
+            },
+        );
+        let (sent, send_failure) = self.publish_all(sends.collect()).await;
+        let sync_jobs = syncs.into_iter().map(|id| {
+            (
+                id,
+                Job::SyncSession {
+                    device_id: id.into(),
+                },
+                Headers::new(),
+            )
+        });
+        let (synced, sync_failure) = self.publish_all(sync_jobs.collect()).await;
+        let count = sent.len() + synced.len();
+        if count > 0 {
+            let at = now_micros().naive_utc();
+            blocking(&self.pool, move |c| {
+                dispatch::mark_published(c, &sent, reserved_until, at)?;
+                sessions::mark_syncs_published(c, &synced, reserved_until, at)
+            })
+            .await?;
+        }
+        match send_failure.or(sync_failure) {
+            Some(e) => Err(e),
+            None => Ok(count),
+        }
+    }
+
+    /// Publishes `jobs` concurrently, each confirmed; returns the ids whose job the broker
+    /// confirmed, and the last failure if any.
+    async fn publish_all(&self, jobs: Vec<(i64, Job, Headers)>) -> (Vec<i64>, Option<RelayError>) {
+        let mut publishes = tokio::task::JoinSet::new();
+        for (id, job, headers) in jobs {
+            let broker = self.broker.clone();
+            publishes.spawn(async move {
+                broker
+                    .publish(&JobEnvelope::new(job), &headers)
+                    .await
+                    .map(|()| id)
             });
         }
         let mut published = Vec::new();
@@ -113,18 +151,7 @@ impl Relay {
                 Err(e) => failure = Some(RelayError::Task(e.to_string())),
             }
         }
-        let count = published.len();
-        if count > 0 {
-            let at = now_micros().naive_utc();
-            blocking(&self.pool, move |c| {
-                dispatch::mark_published(c, &published, reserved_until, at)
-            })
-            .await?;
-        }
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(count),
-        }
+        (published, failure)
     }
 
     /// Runs passes forever: back to back while a pass fills its batch, every `poll` otherwise,

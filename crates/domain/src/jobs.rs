@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::MessageId;
+use crate::ids::{DeviceId, MessageId};
 
 /// The wire version of every job body; a consumer refuses (dead-letters) versions it does not
 /// know instead of guessing.
@@ -32,6 +32,12 @@ pub enum Job {
         /// without it the id is asked for after the claim.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session_id: Option<String>,
+    },
+    /// Make a device's WAHA session match its row: created, configured and started while the
+    /// device is live; stopped (its login kept) once it is deleted.
+    SyncSession {
+        /// The device.
+        device_id: DeviceId,
     },
 }
 
@@ -71,5 +77,12 @@ mod tests {
             }
         );
         assert!(serde_json::from_str::<JobEnvelope>(r#"{"v":1,"type":"fly"}"#).is_err());
+        let sync = JobEnvelope::new(Job::SyncSession {
+            device_id: 7.into(),
+        });
+        assert_eq!(
+            serde_json::to_string(&sync).unwrap(),
+            r#"{"v":1,"type":"sync_session","device_id":7}"#
+        );
     }
 }

@@ -43,3 +43,28 @@ fn send_message_jobs_match_their_schema_both_ways() {
         );
     }
 }
+
+#[test]
+fn sync_session_jobs_match_their_schema_both_ways() {
+    let validator = schema("sync_session.v1.schema.json");
+    for id in [1_i64, 7, i64::MAX] {
+        let sync = Job::SyncSession {
+            device_id: id.into(),
+        };
+        let job = serde_json::to_value(JobEnvelope::new(sync.clone())).unwrap();
+        assert!(validator.is_valid(&job), "{job}");
+        let back: JobEnvelope = serde_json::from_value(job).unwrap();
+        assert_eq!(back.job, sync);
+    }
+    for bad in [
+        json!({"v": 1, "type": "sync_session"}),
+        json!({"v": 1, "type": "sync_session", "device_id": "7"}),
+        json!({"type": "sync_session", "device_id": 7}),
+    ] {
+        assert!(!validator.is_valid(&bad), "the schema refuses {bad}");
+        assert!(
+            serde_json::from_value::<JobEnvelope>(bad.clone()).is_err(),
+            "the code refuses {bad} too"
+        );
+    }
+}

@@ -116,6 +116,9 @@ pub struct WahaSettings {
     pub api_key: String,
     /// Seconds to wait for WAHA's answer to a send (it may take ~75 s on GOWS).
     pub timeout_secs: u64,
+    /// Where WAHA posts each device session's events: the public URL of Wapim's webhook ingest
+    /// (`WAPIM_WAHA__WEBHOOK_URL`), set on every session Wapim creates.
+    pub webhook_url: String,
     /// Seconds to wait for WAHA's answer to a call the API passes through (`me`, QR, restart…);
     /// past it the caller gets a 504.
     pub request_timeout_secs: u64,
@@ -128,6 +131,7 @@ impl std::fmt::Debug for WahaSettings {
             .field("url", &self.url)
             .field("api_key", &"[redacted]")
             .field("timeout_secs", &self.timeout_secs)
+            .field("webhook_url", &self.webhook_url)
             .field("request_timeout_secs", &self.request_timeout_secs)
             .finish()
     }

@@ -78,6 +78,20 @@ pub struct DeviceRow {
     pub paused_until: Option<NaiveDateTime>,
     /// Why it is paused (a hold reason).
     pub pause_reason: Option<String>,
+    /// The key WAHA signs this session's webhooks with (never shown by the API).
+    pub webhook_hmac_key: Option<String>,
+    /// Set while the device owes a sync of its WAHA session (due then).
+    pub session_sync_due_at: Option<NaiveDateTime>,
+    /// When the owed sync's job was published (the debt stands until a sync completes).
+    pub session_sync_published_at: Option<NaiveDateTime>,
+    /// A relay's reservation of the owed sync.
+    pub session_sync_lease_until: Option<NaiveDateTime>,
+    /// Failed syncs since the last success.
+    pub session_sync_attempts: i32,
+    /// The last sync failure.
+    pub session_sync_error: Option<String>,
+    /// When WAHA last matched the row.
+    pub session_synced_at: Option<NaiveDateTime>,
 }
 
 /// The editable columns of a device, written on create and on update.
@@ -164,13 +178,33 @@ pub struct DeviceFilter {
     pub trashed: Trashed,
 }
 
-/// Inserts a device; a device (live or deleted) with the same session id is a
-/// `Conflict("session_id")`: session ids are never reused.
+/// The columns that make a device owe a sync of its WAHA session from `now` (the relay
+/// publishes a `sync_session` job; see `crate::sessions`). Every write that changes what WAHA
+/// should hold sets these, in the same statement.
+#[allow(clippy::type_complexity)]
+pub(crate) fn session_sync_owed(
+    now: NaiveDateTime,
+) -> (
+    diesel::dsl::Eq<devices::session_sync_due_at, Option<NaiveDateTime>>,
+    diesel::dsl::Eq<devices::session_sync_published_at, Option<NaiveDateTime>>,
+    diesel::dsl::Eq<devices::session_sync_lease_until, Option<NaiveDateTime>>,
+) {
+    (
+        devices::session_sync_due_at.eq(Some(now)),
+        devices::session_sync_published_at.eq(None),
+        devices::session_sync_lease_until.eq(None),
+    )
+}
+
+/// Inserts a device (owing the sync that creates its WAHA session, signed with `hmac_key`); a
+/// device (live or deleted) with the same session id is a `Conflict("session_id")`: session ids
+/// are never reused.
 pub fn insert(
     conn: &mut DbConn,
     fields: &DeviceFields,
     session_id: &str,
     token: &TokenFields,
+    hmac_key: &str,
     now: NaiveDateTime,
 ) -> Result<DeviceRow, StoreError> {
     diesel::insert_into(devices::table)
@@ -179,8 +213,10 @@ pub fn insert(
             devices::session_id.eq(session_id),
             devices::secret_token_hash.eq(&token.secret_token_hash),
             devices::secret_token_masked.eq(&token.secret_token_masked),
+            devices::webhook_hmac_key.eq(hmac_key),
             devices::created_at.eq(now),
             devices::updated_at.eq(now),
+            session_sync_owed(now),
         ))
         .returning(devices::all_columns)
         .get_result(conn)
@@ -309,6 +345,7 @@ pub fn update(
     let bump = (
         devices::updated_at.eq(now),
         devices::revision.eq(devices::revision + 1),
+        session_sync_owed(now),
     );
     let updated = match token {
         Some(token) => diesel::update(target)
@@ -346,6 +383,8 @@ pub fn soft_delete(
         devices::deleted_at.eq(now),
         devices::updated_at.eq(now),
         devices::revision.eq(devices::revision + 1),
+        // Its session is stopped (its login kept).
+        session_sync_owed(now),
     ))
     .returning(devices::all_columns)
     .get_result(conn)
@@ -369,6 +408,8 @@ pub fn undelete(
         devices::deleted_at.eq(None::<NaiveDateTime>),
         devices::updated_at.eq(now),
         devices::revision.eq(devices::revision + 1),
+        // Its session is started again.
+        session_sync_owed(now),
     ))
     .returning(devices::all_columns)
     .get_result(conn)

@@ -17,6 +17,7 @@ pub mod idempotency;
 pub mod listing;
 pub mod messages;
 pub mod schema;
+pub mod sessions;
 pub mod suppressions;
 
 use std::time::Duration;

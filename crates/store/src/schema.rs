@@ -37,6 +37,13 @@ diesel::table! {
         simulate_typing -> Bool,
         paused_until -> Nullable<Timestamp>,
         pause_reason -> Nullable<Text>,
+        webhook_hmac_key -> Nullable<Text>,
+        session_sync_due_at -> Nullable<Timestamp>,
+        session_sync_published_at -> Nullable<Timestamp>,
+        session_sync_lease_until -> Nullable<Timestamp>,
+        session_sync_attempts -> Integer,
+        session_sync_error -> Nullable<Text>,
+        session_synced_at -> Nullable<Timestamp>,
     }
 }
 

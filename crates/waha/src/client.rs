@@ -156,6 +156,57 @@ impl WahaClient {
         self.call(Method::POST, url, Some(body)).await.map(|_| ())
     }
 
+    /// A session as WAHA shows it (`GET /api/sessions/{session}`: `name`, `status`, `config`, …);
+    /// `None` when WAHA has no such session.
+    pub async fn session_details(&self, session: &str) -> Result<Option<Value>, WahaError> {
+        let url = self.url(&["api", "sessions", session]);
+        match self.call(Method::GET, url, None).await {
+            Ok(body) => Ok(Some(body)),
+            Err(WahaError::SessionNotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates and starts a session (`POST /api/sessions` with `name`, `start: true`, `config`).
+    pub async fn create_session(&self, session: &str, config: &Value) -> Result<Value, WahaError> {
+        let url = self.url(&["api", "sessions"]);
+        let body = serde_json::json!({ "name": session, "start": true, "config": config });
+        self.call(Method::POST, url, Some(body)).await
+    }
+
+    /// Replaces a session's configuration (`PUT /api/sessions/{session}`; WAHA restarts a
+    /// running session to apply it).
+    pub async fn update_session(&self, session: &str, config: &Value) -> Result<Value, WahaError> {
+        let url = self.url(&["api", "sessions", session]);
+        let body = serde_json::json!({ "config": config });
+        self.call(Method::PUT, url, Some(body)).await
+    }
+
+    /// Starts (`true`) or stops (`false`) a session (`POST /api/sessions/{session}/start|stop`;
+    /// stopping keeps its login).
+    pub async fn set_session_running(
+        &self,
+        session: &str,
+        running: bool,
+    ) -> Result<Value, WahaError> {
+        let action = if running { "start" } else { "stop" };
+        let url = self.url(&["api", "sessions", session, action]);
+        self.call(Method::POST, url, None).await
+    }
+
+    /// The names of every session WAHA has, stopped ones included (`GET /api/sessions?all=true`).
+    pub async fn session_names(&self) -> Result<Vec<String>, WahaError> {
+        let mut url = self.url(&["api", "sessions"]);
+        url.query_pairs_mut().append_pair("all", "true");
+        let body = self.call(Method::GET, url, None).await?;
+        Ok(body
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|s| s.get("name").and_then(Value::as_str).map(str::to_owned))
+            .collect())
+    }
+
     /// One of WAHA's account functions for `session`, its JSON answer passed through (secrets
     /// removed, see [`crate::redact_secrets`]).
     pub async fn account(&self, session: &str, call: &AccountCall) -> Result<Value, WahaError> {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde_json::{json, Value};
 use wapim_app::relay::{Relay, RelayConfig};
 use wapim_broker::{Broker, BrokerConfig, Headers};
-use wapim_dispatcher::Dispatcher;
+use wapim_dispatcher::{Dispatcher, SessionSettings};
 use wapim_settings::{DispatcherSettings, PacingSettings};
 use wapim_waha::WahaClient;
 use wapim_waha_sim::{Engine, SessionStatus};
@@ -280,6 +280,9 @@ async fn main() {
             settings.clone(),
             // The end-to-end figures measure the pipeline itself, unpaced.
             &PacingSettings::OFF,
+            SessionSettings {
+                webhook_url: "http://127.0.0.1:9/api/v1/waha-webhook".to_owned(),
+            },
         );
         tokio::spawn(async move { d.run(&format!("bench-{i}")).await });
     }

@@ -38,6 +38,10 @@ use wapim_store::{dispatch, DbConn, Pool, StoreError};
 use wapim_telemetry::{TraceContext, TRACEPARENT};
 use wapim_waha::{chat_id, ChatAction, RemoteFile, SendRequest, WahaClient, WahaError};
 
+mod sessions;
+
+pub use sessions::device_status;
+
 /// Why handling one job stopped; the job is given back to the broker (redelivered later).
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
@@ -70,6 +74,13 @@ fn engine_has_ids(engine: Option<&str>) -> bool {
     matches!(engine, Some("NOWEB") | Some("GOWS"))
 }
 
+/// How the dispatcher configures devices' WAHA sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionSettings {
+    /// Where each session posts its events: Wapim's webhook ingest (`WAPIM_WAHA__WEBHOOK_URL`).
+    pub webhook_url: String,
+}
+
 /// Consumes jobs and sends messages; cheap to clone (one per consumer task).
 #[derive(Clone)]
 pub struct Dispatcher {
@@ -79,6 +90,8 @@ pub struct Dispatcher {
     settings: DispatcherSettings,
     /// What a device does not set itself.
     defaults: SafetyDefaults,
+    /// How devices' WAHA sessions are configured.
+    sessions: SessionSettings,
     /// Each session's pacing, as its device last said ([`PACE_CACHE`]).
     paces: Arc<ExpiringMap<String, Pace>>,
     /// Each session's engine, as WAHA last said (five minutes).
@@ -88,14 +101,14 @@ pub struct Dispatcher {
 /// How long a dispatcher trusts what it read of a device's pacing.
 const PACE_CACHE: Duration = Duration::from_secs(5);
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     pool: &Pool,
     work: impl FnOnce(&mut DbConn) -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, DispatchError> {
     Ok(wapim_app::with_connection(pool, work).await?)
 }
 
-fn now() -> NaiveDateTime {
+pub(crate) fn now() -> NaiveDateTime {
     now_micros().naive_utc()
 }
 
@@ -119,8 +132,10 @@ impl Dispatcher {
         waha: WahaClient,
         settings: DispatcherSettings,
         pacing: &PacingSettings,
+        sessions: SessionSettings,
     ) -> Self {
         Self {
+            sessions,
             pool,
             broker,
             waha,
@@ -201,10 +216,25 @@ impl Dispatcher {
             delivery.dead_letter().await?;
             return Ok(Outcome::DeadLettered);
         }
-        let Job::SendMessage {
-            message_id,
-            session_id,
-        } = envelope.job;
+        let (message_id, session_id) = match envelope.job {
+            Job::SendMessage {
+                message_id,
+                session_id,
+            } => (message_id, session_id),
+            Job::SyncSession { device_id } => {
+                let span = tracing::info_span!("sync_session", device_id = device_id.get());
+                return match self.sync_session(device_id.get()).instrument(span).await {
+                    Ok(outcome) => {
+                        delivery.ack().await?;
+                        Ok(outcome)
+                    }
+                    Err(e) => {
+                        let _ = delivery.nack_requeue().await;
+                        Err(e)
+                    }
+                };
+            }
+        };
         // One trace from the accepting request to WAHA: the job's traceparent is the parent.
         let span = tracing::info_span!("send_message", message_id = message_id.get());
         if let Some(trace) = delivery
@@ -664,7 +694,7 @@ impl Dispatcher {
     }
 
     /// Exponential backoff from `backoff_base_ms` per attempt, capped, with ±20 % jitter.
-    fn backoff(&self, attempts: i32) -> TimeDelta {
+    pub(crate) fn backoff(&self, attempts: i32) -> TimeDelta {
         let exp = u32::try_from(attempts.clamp(1, 20) - 1).unwrap_or(0);
         let base = self
             .settings

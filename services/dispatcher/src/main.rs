@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use actix_web::{web, App};
 use wapim_broker::{Broker, BrokerConfig};
-use wapim_dispatcher::Dispatcher;
+use wapim_dispatcher::{Dispatcher, SessionSettings};
 use wapim_settings::Settings;
 use wapim_waha::WahaClient;
 
@@ -123,8 +123,18 @@ async fn main() -> ExitCode {
         waha,
         settings.dispatcher.clone(),
         &settings.pacing,
+        SessionSettings {
+            webhook_url: settings.waha.webhook_url.clone(),
+        },
     )
     .with_timezone(timezone);
+    // Whatever drifted on WAHA while no dispatcher ran is repaired.
+    let resync = dispatcher.clone();
+    tokio::spawn(async move {
+        if let Err(e) = resync.resync_all().await {
+            tracing::warn!(error = %e, "start-up resync of WAHA sessions failed");
+        }
+    });
     let tag = format!("dispatcher-{}", std::process::id());
     tracing::info!(%address, "dispatcher consuming send jobs");
     tokio::select! {

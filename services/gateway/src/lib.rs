@@ -235,6 +235,11 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(method_not_allowed)),
     )
     .service(
+        web::resource("/devices/{id}/resync")
+            .route(web::post().to(devices::resync))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
         web::resource("/devices/{id}/resume")
             .route(web::post().to(devices::resume))
             .default_service(web::to(method_not_allowed)),

@@ -66,6 +66,10 @@ pub struct DeviceView {
     simulate_typing: Value,
     paused_until: Option<String>,
     pause_reason: Option<String>,
+    /// When WAHA last matched the device (its session created, configured, started), and the
+    /// last failure of a sync still owed.
+    waha_synced_at: Option<String>,
+    waha_sync_error: Option<String>,
     /// Only on `GET /api/devices/{id}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     sending_state: Option<SendingStateView>,
@@ -139,6 +143,8 @@ impl DeviceView {
             simulate_typing: style.render(row.simulate_typing),
             paused_until: ts(&row.paused_until),
             pause_reason: row.pause_reason,
+            waha_synced_at: ts(&row.session_synced_at),
+            waha_sync_error: row.session_sync_error,
             sending_state: None,
         }
     }

@@ -45,6 +45,7 @@ fn set_up() -> (TestDatabase, Pool, i64) {
             secret_token_hash: "hash".to_owned(),
             secret_token_masked: "****abcd".to_owned(),
         },
+        "test-hmac-key",
         now(),
     )
     .unwrap();

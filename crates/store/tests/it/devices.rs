@@ -42,6 +42,7 @@ wapim_testkit::both_backends! {
                 secret_token_hash: "another-hash".to_owned(),
                 secret_token_masked: "****wxyz".to_owned(),
             },
+            "test-hmac-key",
             later(2),
         );
         assert!(

@@ -35,6 +35,7 @@ pub fn device(conn: &mut DbConn, session_id: &str) -> DeviceRow {
             secret_token_hash: format!("hash-of-{session_id}"),
             secret_token_masked: "****abcd".to_owned(),
         },
+        "test-hmac-key",
         now(),
     )
     .expect("device inserts")

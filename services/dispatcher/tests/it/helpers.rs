@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use wapim_app::relay::{Relay, RelayConfig};
 use wapim_broker::{Broker, BrokerConfig};
-use wapim_dispatcher::Dispatcher;
+use wapim_dispatcher::{Dispatcher, SessionSettings};
 use wapim_settings::{DispatcherSettings, PacingSettings, Settings};
 use wapim_store::Pool;
 use wapim_testkit::TestDatabase;
@@ -36,6 +36,7 @@ pub fn dispatcher_binary(p: &Pipeline, lease_secs: u64, interval_ms: u64, jitter
         .env("WAPIM_AMQP__PREFIX", &p.prefix)
         .env("WAPIM_WAHA__URL", p.sim.base_url())
         .env("WAPIM_WAHA__TIMEOUT_SECS", "10")
+        .env("WAPIM_WAHA__WEBHOOK_URL", WEBHOOK_URL)
         .env("WAPIM_HTTP__PORT", "0")
         .env("WAPIM_DISPATCHER__LEASE_SECS", lease_secs.to_string())
         .env("WAPIM_DISPATCHER__SWEEP_SECS", "1")
@@ -48,6 +49,16 @@ pub fn dispatcher_binary(p: &Pipeline, lease_secs: u64, interval_ms: u64, jitter
         .spawn()
         .expect("the dispatcher binary starts")
 }
+
+/// Sessions post their events to a loopback port nothing serves (no ingest in these tests).
+pub fn test_sessions() -> SessionSettings {
+    SessionSettings {
+        webhook_url: WEBHOOK_URL.to_owned(),
+    }
+}
+
+/// Where the test sessions' webhooks point.
+pub const WEBHOOK_URL: &str = "http://127.0.0.1:9/api/v1/waha-webhook";
 
 /// Settings fast enough for tests: short backoff and holds.
 pub fn test_dispatcher_settings() -> DispatcherSettings {
@@ -254,12 +265,23 @@ impl Pipeline {
         pacing: PacingSettings,
     ) -> Dispatcher {
         let waha = WahaClient::new(&self.sim.base_url(), None, Duration::from_secs(5)).unwrap();
+        self.dispatcher_with(settings, pacing, waha)
+    }
+
+    /// A dispatcher reaching WAHA through `waha` (e.g. a proxy a test can cut).
+    pub fn dispatcher_with(
+        &self,
+        settings: DispatcherSettings,
+        pacing: PacingSettings,
+        waha: WahaClient,
+    ) -> Dispatcher {
         Dispatcher::new(
             self.pool.clone(),
             self.broker.clone(),
             waha,
             settings,
             &pacing,
+            test_sessions(),
         )
     }
 

@@ -8,3 +8,4 @@ mod pacing;
 mod proxy;
 mod safety;
 mod sending;
+mod sessions;

@@ -197,3 +197,22 @@ pub async fn restore(
         .await?;
     Ok(ok(RESTORED, DeviceView::new(row, BoolStyle::Int, None)))
 }
+
+/// `POST /devices/{id}/resync` (operators only): the device's WAHA session is brought in line
+/// with it (created if WAHA lost it, reconfigured, started) by the dispatcher, shortly.
+pub async fn resync(
+    state: State,
+    Authenticated(actor): Authenticated,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let id = parse_id(&id)?;
+    let now = now_micros().naive_utc();
+    let row = state
+        .db
+        .run(move |c| use_case::resync(c, &actor, id, now))
+        .await?;
+    Ok(ok(
+        "Resync of the WAHA session requested.",
+        DeviceView::new(row, BoolStyle::Int, None),
+    ))
+}

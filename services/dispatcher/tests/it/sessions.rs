@@ -1,0 +1,234 @@
+//! Devices on WAHA: each device's session is created, configured for the ingest (webhook, its own
+//! HMAC key, metadata, NOWEB store), started, stopped on delete and started on restore through
+//! the durable hand-off; a WAHA that is down delays this and loses nothing; a resync repairs
+//! drift and changes nothing that is right; every request is valid for WAHA's OpenAPI document.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use wapim_settings::PacingSettings;
+use wapim_waha::WahaClient;
+use wapim_waha_sim::SessionStatus;
+
+use crate::helpers::{test_dispatcher_settings, Options, Pipeline, WEBHOOK_URL};
+use crate::proxy::Proxy;
+
+impl Pipeline {
+    /// Registers a device through the API only (nothing prepared on the simulator).
+    async fn register(&self, name: &str) -> Value {
+        let r: Value = self
+            .client
+            .post(format!("{}/api/devices", self.base))
+            .bearer_auth(&self.admin_token)
+            .json(&json!({"name": name, "phone_number": "0811010010099"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(r["status"], true, "{r}");
+        r["data"].clone()
+    }
+
+    /// The simulator's view of a session (`GET /api/sessions/{name}`), if it has one.
+    async fn waha_session(&self, name: &str) -> Option<Value> {
+        let r = self
+            .client
+            .get(format!("{}/api/sessions/{name}", self.sim.base_url()))
+            .send()
+            .await
+            .unwrap();
+        (r.status() == 200).then_some(r.json().await.unwrap())
+    }
+
+    async fn wait_for_waha_session(
+        &self,
+        name: &str,
+        within: Duration,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let started = Instant::now();
+        loop {
+            if let Some(s) = self.waha_session(name).await {
+                if check(&s) {
+                    return s;
+                }
+            }
+            assert!(
+                started.elapsed() < within,
+                "WAHA never got session {name} right: {:?}",
+                self.waha_session(name).await
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn device_json(&self, id: &Value) -> Value {
+        let r: Value = self
+            .client
+            .get(format!("{}/api/devices/{id}", self.base))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["data"].clone()
+    }
+
+    async fn operator_post(&self, path: &str) -> Value {
+        self.client
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    fn session_puts(&self, name: &str) -> usize {
+        let path = format!("/api/sessions/{name}");
+        self.sim
+            .calls()
+            .iter()
+            .filter(|c| c.method == "PUT" && c.path == path)
+            .count()
+    }
+}
+
+wapim_testkit::both_backends! {
+    async fn a_new_device_gets_a_started_waha_session_configured_for_the_ingest() {
+        let p = Pipeline::start().await;
+        let device = p.register("Corner Shop").await;
+        let name = device["session_id"].as_str().unwrap().to_owned();
+        let session = p
+            .wait_for_waha_session(&name, Duration::from_secs(10), |s| s["status"] == "SCAN_QR_CODE")
+            .await;
+        let config = &session["config"];
+        let hook = &config["webhooks"][0];
+        assert_eq!(hook["url"], WEBHOOK_URL, "{session}");
+        for event in ["message", "message.ack", "session.status"] {
+            assert!(hook["events"].as_array().unwrap().contains(&json!(event)), "{event}: {session}");
+        }
+        let key = hook["hmac"]["key"].as_str().unwrap();
+        assert!(key.len() >= 32, "a real key: {session}");
+        assert_eq!(config["metadata"]["wapim.device_id"], device["id"].to_string());
+        assert_eq!(config["noweb"]["store"]["enabled"], true);
+
+        // Each device signs with its own key, and the API never shows it.
+        let other = p.register("Other Shop").await;
+        let other_name = other["session_id"].as_str().unwrap().to_owned();
+        let other_session = p.wait_for_waha_session(&other_name, Duration::from_secs(10), |_| true).await;
+        assert_ne!(other_session["config"]["webhooks"][0]["hmac"]["key"].as_str(), Some(key));
+        let shown = p.device_json(&device["id"]).await;
+        assert!(!shown.to_string().contains(key), "{shown}");
+
+        // The device's status follows WAHA's, and the sync is recorded.
+        let started = Instant::now();
+        while p.device_json(&device["id"]).await["status"] != "scan_qr_code" {
+            assert!(started.elapsed() < Duration::from_secs(5));
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(p.device_json(&device["id"]).await["waha_synced_at"].is_string());
+        assert!(p.sim.violations().is_empty(), "{:?}", p.sim.violations());
+    }
+
+    async fn delete_stops_the_session_keeping_its_login_and_restore_starts_it_again() {
+        let p = Pipeline::start().await;
+        let device = p.register("Corner Shop").await;
+        let name = device["session_id"].as_str().unwrap().to_owned();
+        p.wait_for_waha_session(&name, Duration::from_secs(10), |s| s["status"] == "SCAN_QR_CODE").await;
+        assert!(p.sim.login(&name), "the phone scans the QR code");
+        let id = device["id"].clone();
+        let deleted = p
+            .client
+            .delete(format!("{}/api/devices/{id}", p.base))
+            .bearer_auth(&p.admin_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deleted.status(), 200);
+        p.wait_for_waha_session(&name, Duration::from_secs(10), |s| s["status"] == "STOPPED").await;
+        let restored = p.operator_post(&format!("/api/devices/{id}/restore")).await;
+        assert_eq!(restored["status"], true, "{restored}");
+        // Its login was kept: it comes back WORKING without a new scan.
+        p.wait_for_waha_session(&name, Duration::from_secs(10), |s| s["status"] == "WORKING").await;
+        assert_eq!(p.sim.session_status(&name), Some(SessionStatus::Working));
+        assert!(p.sim.violations().is_empty(), "{:?}", p.sim.violations());
+    }
+
+    async fn a_resync_recreates_a_lost_session_and_leaves_a_right_one_alone() {
+        let p = Pipeline::start().await;
+        let device = p.register("Corner Shop").await;
+        let name = device["session_id"].as_str().unwrap().to_owned();
+        let id = device["id"].clone();
+        p.wait_for_waha_session(&name, Duration::from_secs(10), |s| s["status"] == "SCAN_QR_CODE").await;
+        assert!(p.sim.login(&name));
+
+        // Right already: a resync changes nothing (WAHA would restart the session on a PUT).
+        let before = p.device_json(&id).await["waha_synced_at"].clone();
+        let r = p.operator_post(&format!("/api/devices/{id}/resync")).await;
+        assert_eq!(r["status"], true, "{r}");
+        let started = Instant::now();
+        while p.device_json(&id).await["waha_synced_at"] == before {
+            assert!(started.elapsed() < Duration::from_secs(10), "the resync never ran");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert_eq!(p.session_puts(&name), 0);
+        assert_eq!(p.sim.session_status(&name), Some(SessionStatus::Working));
+
+        // Lost on WAHA (deleted by hand): a resync creates it again, configured.
+        let gone = p.client.delete(format!("{}/api/sessions/{name}", p.sim.base_url())).send().await.unwrap();
+        assert!(gone.status().is_success());
+        p.operator_post(&format!("/api/devices/{id}/resync")).await;
+        let back = p.wait_for_waha_session(&name, Duration::from_secs(10), |_| true).await;
+        assert_eq!(back["config"]["webhooks"][0]["url"], WEBHOOK_URL);
+        // Only operators may ask.
+        let as_device = p
+            .client
+            .post(format!("{}/api/devices/{}/resync", p.base, p.device["id"]))
+            .header("X-Session-Id", "wapi-test")
+            .header("X-Session-Secret-Token", &p.device_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(as_device.status(), 403);
+    }
+
+    async fn waha_down_when_a_device_is_created_delays_its_session_and_loses_nothing() {
+        let p = Pipeline::start_with(Options { run_dispatcher: false, ..Options::default() }).await;
+        let target: &'static str = Box::leak(format!("127.0.0.1:{}", p.sim.port()).into_boxed_str());
+        let proxy = Proxy::start(target).await;
+        proxy.set_down(true);
+        let waha = WahaClient::new(&format!("http://127.0.0.1:{}", proxy.port), None, Duration::from_secs(5)).unwrap();
+        let d = p.dispatcher_with(test_dispatcher_settings(), PacingSettings::OFF, waha);
+        tokio::spawn(async move { d.run("sessions-via-proxy").await });
+
+        let device = p.register("Corner Shop").await;
+        let name = device["session_id"].as_str().unwrap().to_owned();
+        // WAHA unreachable: the sync fails, is recorded and owed again.
+        let started = Instant::now();
+        loop {
+            let d = p.device_json(&device["id"]).await;
+            if d["waha_sync_error"].is_string() {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "{d}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(p.waha_session(&name).await.is_none());
+
+        // WAHA back: the session appears without anybody asking.
+        proxy.set_down(false);
+        p.wait_for_waha_session(&name, Duration::from_secs(15), |s| s["status"] == "SCAN_QR_CODE").await;
+        let started = Instant::now();
+        while !p.device_json(&device["id"]).await["waha_sync_error"].is_null() {
+            assert!(started.elapsed() < Duration::from_secs(5), "the error was never cleared");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
