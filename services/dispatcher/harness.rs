@@ -30,7 +30,17 @@ pub struct Stack {
 pub async fn start_stack() -> Stack {
     let db = TestDatabase::create_on(TestBackend::Postgres);
     let admin = wapim_domain::token::generate_secret_token();
+    // The simulator first: the gateway registers it as the default WAHA server.
+    let sim = wapim_waha_sim::start(
+        SimConfig::default(),
+        TcpListener::bind("127.0.0.1:0").unwrap(),
+    )
+    .await
+    .unwrap();
     let settings = Settings::load_from([
+        ("WAPIM_WAHA__URL".to_owned(), sim.base_url()),
+        // The benches place more devices than one default WAHA server takes.
+        ("WAPIM_WAHA__CAPACITY".to_owned(), "10000".to_owned()),
         ("WAPIM_DATABASE__URL".to_owned(), db.url.clone()),
         (
             "WAPIM_DATABASE__CREATE_IF_MISSING".to_owned(),
@@ -52,12 +62,6 @@ pub async fn start_stack() -> Stack {
     .unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    let sim = wapim_waha_sim::start(
-        SimConfig::default(),
-        TcpListener::bind("127.0.0.1:0").unwrap(),
-    )
-    .await
-    .unwrap();
     Stack {
         db,
         pool,

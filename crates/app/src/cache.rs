@@ -33,6 +33,17 @@ impl<K: Eq + Hash, V: Clone> ExpiringMap<K, V> {
         (at.elapsed() < self.ttl).then(|| value.clone())
     }
 
+    /// Forgets `key`.
+    pub fn remove<Q>(&self, key: &Q)
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Eq + Hash + ?Sized,
+    {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(key);
+        }
+    }
+
     /// Puts `value` under `key` (now), dropping expired entries once the map has grown.
     pub fn put(&self, key: K, value: V) {
         if let Ok(mut entries) = self.entries.lock() {

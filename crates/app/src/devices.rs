@@ -51,7 +51,16 @@ pub fn register(
         let taken = devices::session_ids_like(conn, &base)?;
         let session_id = first_free_session_id(&base, taken.iter().map(String::as_str));
         let hmac_key = generate_secret_token();
-        match devices::insert(conn, &fields, &session_id, &token_fields, &hmac_key, now) {
+        let server = place(conn)?;
+        match devices::insert(
+            conn,
+            &fields,
+            &session_id,
+            &token_fields,
+            &hmac_key,
+            server,
+            now,
+        ) {
             Err(StoreError::Conflict(_)) => continue,
             other => {
                 return Ok(DeviceWithToken {
@@ -64,6 +73,23 @@ pub fn register(
     Err(AppError::Conflict(
         "name",
         "Too many devices are being created with this name right now; try again.".into(),
+    ))
+}
+
+/// The WAHA server a new device goes to: the active one with the most room; `None` while no
+/// server is registered (the default one). 409 when servers exist but none has room.
+fn place(conn: &mut DbConn) -> Result<Option<i64>, AppError> {
+    if let Some(server) = wapim_store::waha_servers::most_room(conn)? {
+        return Ok(Some(server.id));
+    }
+    if wapim_store::waha_servers::list(conn)?.is_empty() {
+        return Ok(None);
+    }
+    Err(AppError::Conflict(
+        "waha_server",
+        "No active WAHA server has room for another device; register one or raise a capacity \
+         (/api/waha-servers)."
+            .into(),
     ))
 }
 

@@ -12,6 +12,7 @@ pub mod intake;
 pub mod messages;
 pub mod relay;
 pub mod suppressions;
+pub mod waha_servers;
 
 use wapim_domain::{DeviceId, MessageStatus, ValidationErrors};
 use wapim_store::StoreError;

@@ -116,6 +116,9 @@ pub struct WahaSettings {
     pub api_key: String,
     /// Seconds to wait for WAHA's answer to a send (it may take ~75 s on GOWS).
     pub timeout_secs: u64,
+    /// How many live devices the server of `url` may hold (it is registered as the `default`
+    /// WAHA server; more are added through `/api/waha-servers`).
+    pub capacity: u64,
     /// Where WAHA posts each device session's events: the public URL of Wapim's webhook ingest
     /// (`WAPIM_WAHA__WEBHOOK_URL`), set on every session Wapim creates.
     pub webhook_url: String,

@@ -92,6 +92,8 @@ pub struct DeviceRow {
     pub session_sync_error: Option<String>,
     /// When WAHA last matched the row.
     pub session_synced_at: Option<NaiveDateTime>,
+    /// The WAHA server its session lives on (`None`: the default one).
+    pub waha_server_id: Option<i64>,
 }
 
 /// The editable columns of a device, written on create and on update.
@@ -205,6 +207,7 @@ pub fn insert(
     session_id: &str,
     token: &TokenFields,
     hmac_key: &str,
+    waha_server_id: Option<i64>,
     now: NaiveDateTime,
 ) -> Result<DeviceRow, StoreError> {
     diesel::insert_into(devices::table)
@@ -214,6 +217,7 @@ pub fn insert(
             devices::secret_token_hash.eq(&token.secret_token_hash),
             devices::secret_token_masked.eq(&token.secret_token_masked),
             devices::webhook_hmac_key.eq(hmac_key),
+            devices::waha_server_id.eq(waha_server_id),
             devices::created_at.eq(now),
             devices::updated_at.eq(now),
             session_sync_owed(now),

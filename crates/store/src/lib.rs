@@ -19,6 +19,7 @@ pub mod messages;
 pub mod schema;
 pub mod sessions;
 pub mod suppressions;
+pub mod waha_servers;
 
 use std::time::Duration;
 

@@ -44,6 +44,7 @@ diesel::table! {
         session_sync_attempts -> Integer,
         session_sync_error -> Nullable<Text>,
         session_synced_at -> Nullable<Timestamp>,
+        waha_server_id -> Nullable<BigInt>,
     }
 }
 
@@ -109,6 +110,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    waha_servers (id) {
+        id -> BigInt,
+        name -> Text,
+        base_url -> Text,
+        api_key -> Nullable<Text>,
+        capacity -> BigInt,
+        state -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(messages -> devices (device_id));
+diesel::joinable!(devices -> waha_servers (waha_server_id));
 diesel::joinable!(suppressions -> devices (device_id));
-diesel::allow_tables_to_appear_in_same_query!(devices, messages, idempotency_keys, suppressions);
+diesel::allow_tables_to_appear_in_same_query!(
+    devices,
+    messages,
+    idempotency_keys,
+    suppressions,
+    waha_servers
+);

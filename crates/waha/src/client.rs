@@ -27,6 +27,7 @@ pub struct SessionInfo {
 pub struct WahaClient {
     http: reqwest::Client,
     base: Url,
+    timeout: Duration,
 }
 
 impl WahaClient {
@@ -74,7 +75,16 @@ impl WahaClient {
             builder = builder.no_proxy();
         }
         let http = builder.build().map_err(|e| invalid(e.to_string()))?;
-        Ok(Self { http, base })
+        Ok(Self {
+            http,
+            base,
+            timeout,
+        })
+    }
+
+    /// How long a call waits for WAHA's answer.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Asks WAHA for a fresh message id (`GET /api/{session}/new-message-id`, NOWEB and GOWS;

@@ -25,6 +25,7 @@ use chrono::{NaiveDateTime, TimeDelta};
 use rand::Rng;
 use tracing::Instrument;
 use wapim_app::cache::ExpiringMap;
+use wapim_app::waha_servers::WahaDirectory;
 use wapim_broker::{Broker, Delivery};
 use wapim_domain::jobs::{Job, JobEnvelope, JOB_VERSION};
 use wapim_domain::message::is_immediate_send;
@@ -86,7 +87,8 @@ pub struct SessionSettings {
 pub struct Dispatcher {
     pool: Pool,
     broker: Broker,
-    waha: WahaClient,
+    /// Each session's WAHA server.
+    waha: WahaDirectory,
     settings: DispatcherSettings,
     /// What a device does not set itself.
     defaults: SafetyDefaults,
@@ -134,11 +136,12 @@ impl Dispatcher {
         pacing: &PacingSettings,
         sessions: SessionSettings,
     ) -> Self {
+        let timeout = waha.timeout();
         Self {
             sessions,
+            waha: WahaDirectory::new(pool.clone(), waha, timeout),
             pool,
             broker,
-            waha,
             defaults: SafetyDefaults {
                 pace: Pace::from_millis(pacing.min_interval_ms, pacing.jitter_ms),
                 timezone: wapim_domain::Tz::Asia__Jakarta,
@@ -283,7 +286,7 @@ impl Dispatcher {
             {
                 // A failure here is not the message's: the claim goes on without an id and
                 // the send path asks again (and records what WAHA says).
-                self.waha.new_message_id(s).await.ok()
+                self.waha.for_session(s).await.new_message_id(s).await.ok()
             }
             _ => None,
         };
@@ -391,16 +394,16 @@ impl Dispatcher {
     /// with the text, stop it. Best effort: a failed touch never stops the send.
     async fn look_like_a_person(&self, row: &MessageRow) {
         let chat = chat_id(&row.recipient);
+        let waha = self.waha.for_session(&row.session_id).await;
         let text = row.message.clone().unwrap_or_default();
         let typing = wapim_domain::safety::typing_time(&text, rand::rng().random_range(0.0..=1.0));
         for action in [ChatAction::Seen, ChatAction::StartTyping] {
-            if let Err(e) = self.waha.chat_action(&row.session_id, &chat, action).await {
+            if let Err(e) = waha.chat_action(&row.session_id, &chat, action).await {
                 tracing::debug!(message_id = row.id, error = %e, "chat touch failed");
             }
         }
         tokio::time::sleep(typing).await;
-        if let Err(e) = self
-            .waha
+        if let Err(e) = waha
             .chat_action(&row.session_id, &chat, ChatAction::StopTyping)
             .await
         {
@@ -432,7 +435,13 @@ impl Dispatcher {
             Ok(r) => r,
             Err(e) => return self.after_failure(&row, e, false).await,
         };
-        match self.waha.send(&row.session_id, &request).await {
+        match self
+            .waha
+            .for_session(&row.session_id)
+            .await
+            .send(&row.session_id, &request)
+            .await
+        {
             Ok(sent) => {
                 let (id, response) = (row.id, sent.raw.to_string());
                 blocking(&self.pool, move |c| {
@@ -454,6 +463,8 @@ impl Dispatcher {
         wa_id: &str,
     ) -> Result<Option<serde_json::Value>, WahaError> {
         self.waha
+            .for_session(&row.session_id)
+            .await
             .find_message(&row.session_id, &chat_id(&row.recipient), wa_id)
             .await
     }
@@ -506,7 +517,7 @@ impl Dispatcher {
         if let Some(engine) = self.engines.get(session) {
             return engine;
         }
-        let engine = match self.waha.session(session).await {
+        let engine = match self.waha.for_session(session).await.session(session).await {
             Ok(Some(info)) => info.engine,
             _ => None,
         };
@@ -540,7 +551,12 @@ impl Dispatcher {
                     // same id again.
                     Some(stored)
                 } else if engine_has_ids(engine) {
-                    let wa_id = self.waha.new_message_id(&row.session_id).await?;
+                    let wa_id = self
+                        .waha
+                        .for_session(&row.session_id)
+                        .await
+                        .new_message_id(&row.session_id)
+                        .await?;
                     let (id, stored) = (row.id, wa_id.clone());
                     let ok = blocking(&self.pool, move |c| {
                         dispatch::set_wa_message_id(c, id, &stored)
@@ -679,7 +695,7 @@ impl Dispatcher {
     /// active one (newer builds), else one probe interval from `at`.
     async fn timelock_end(&self, session: &str, at: NaiveDateTime) -> NaiveDateTime {
         let probe = at + self.defaults.probe_every;
-        let said = match self.waha.me(session).await {
+        let said = match self.waha.for_session(session).await.me(session).await {
             Ok(Some(me)) => me
                 .get("reachoutTimelock")
                 .and_then(wapim_domain::safety::timelock_ends),

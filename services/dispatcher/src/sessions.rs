@@ -77,12 +77,13 @@ impl Dispatcher {
         target: &SessionTarget,
     ) -> Result<Option<DeviceStatus>, WahaError> {
         let name = target.session_id.as_str();
-        let current = self.waha.session_details(name).await?;
+        let waha = self.waha.for_session(name).await;
+        let current = waha.session_details(name).await?;
         if !target.live {
             // Deleted: stopped, login kept; nothing to do for a session WAHA does not have.
             return match current {
                 Some(s) if status_of(&s) != Some(DeviceStatus::Stopped) => {
-                    let stopped = self.waha.set_session_running(name, false).await?;
+                    let stopped = waha.set_session_running(name, false).await?;
                     Ok(status_of(&stopped).or(Some(DeviceStatus::Stopped)))
                 }
                 Some(_) => Ok(Some(DeviceStatus::Stopped)),
@@ -110,15 +111,15 @@ impl Dispatcher {
         }
         .config();
         let after = match current {
-            None => self.waha.create_session(name, &config).await?,
+            None => waha.create_session(name, &config).await?,
             Some(s) => {
                 let mut s = if config_matches(s.get("config").unwrap_or(&Value::Null), &config) {
                     s
                 } else {
-                    self.waha.update_session(name, &config).await?
+                    waha.update_session(name, &config).await?
                 };
                 if status_of(&s) == Some(DeviceStatus::Stopped) {
-                    s = self.waha.set_session_running(name, true).await?;
+                    s = waha.set_session_running(name, true).await?;
                 }
                 s
             }
@@ -133,14 +134,26 @@ impl Dispatcher {
         let at = now();
         let owed = blocking(&self.pool, move |c| sessions::owe_all_syncs(c, at)).await?;
         tracing::info!(devices = owed, "resync of every device's WAHA session owed");
-        match self.waha.session_names().await {
-            Ok(names) => {
-                let known = blocking(&self.pool, sessions::known_session_ids).await?;
-                for name in names.iter().filter(|n| !known.contains(n)) {
-                    tracing::warn!(session = %name, "WAHA has a session no Wapim device knows; left alone");
+        let known = blocking(&self.pool, sessions::known_session_ids).await?;
+        let mut servers: Vec<(String, wapim_waha::WahaClient)> = self
+            .waha
+            .all()
+            .await?
+            .into_iter()
+            .map(|(row, client)| (row.name, client))
+            .collect();
+        if servers.is_empty() {
+            servers.push(("default".to_owned(), self.waha.default_client().clone()));
+        }
+        for (server, client) in servers {
+            match client.session_names().await {
+                Ok(names) => {
+                    for name in names.iter().filter(|n| !known.contains(n)) {
+                        tracing::warn!(%server, session = %name, "WAHA has a session no Wapim device knows; left alone");
+                    }
                 }
+                Err(e) => tracing::warn!(%server, error = %e, "cannot list WAHA's sessions"),
             }
-            Err(e) => tracing::warn!(error = %e, "cannot list WAHA's sessions"),
         }
         Ok(())
     }

@@ -18,6 +18,7 @@ use actix_web::{web, App};
 use wapim_app::cache::ExpiringMap;
 use wapim_app::credentials::CredentialCache;
 use wapim_app::intake::Intake;
+use wapim_app::waha_servers::WahaDirectory;
 use wapim_domain::pacing::Pace;
 use wapim_domain::{PhoneNormalizer, ValidationContext};
 use wapim_settings::{Settings, SettingsError};
@@ -26,7 +27,7 @@ use wapim_waha::WahaClient;
 use wapim_web::{health, method_not_allowed, route_not_found, Db};
 
 use crate::listing::LinkBase;
-use crate::routes::{batch, devices, messages, suppressions, tokens, waha};
+use crate::routes::{batch, devices, messages, suppressions, tokens, waha, waha_servers};
 use crate::state::{AppState, Limits};
 
 /// Most accepted messages written in one statement by the intake (group commit).
@@ -106,15 +107,31 @@ impl Application {
         let admin_token = settings.require_admin_token()?.to_owned();
         let public_url = Some(settings.http.public_url.trim().to_owned()).filter(|u| !u.is_empty());
         let queued = db.pool().max_size() as usize + settings.database.max_queued_requests;
+        let api_key = Some(settings.waha.api_key.clone()).filter(|k| !k.is_empty());
         let waha = WahaClient::new(
             &settings.waha.url,
-            Some(settings.waha.api_key.clone()).filter(|k| !k.is_empty()),
+            api_key.clone(),
             Duration::from_secs(settings.waha.request_timeout_secs.max(1)),
         )
         .map_err(|e| SettingsError::Invalid {
             var: "WAPIM_WAHA__URL",
             reason: e.to_string(),
         })?;
+        // The server of WAPIM_WAHA__URL is always registered (new devices are placed on it).
+        {
+            let mut conn = db.pool().get().map_err(wapim_store::StoreError::from)?;
+            let (url, capacity) = (settings.waha.url.clone(), settings.waha.capacity);
+            wapim_app::waha_servers::ensure_default(
+                &mut conn,
+                &url,
+                api_key.as_deref(),
+                i64::try_from(capacity).unwrap_or(50),
+                wapim_domain::time::now_micros().naive_utc(),
+            )
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
+        let timeout = waha.timeout();
+        let waha = WahaDirectory::new(db.pool().clone(), waha, timeout);
         let state = web::Data::new(AppState {
             db: db.clone(),
             intake: Intake::start(db.pool().clone(), INTAKE_MAX_BATCH, queued),
@@ -232,6 +249,18 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/v1/waha/contacts/check-exists")
             .route(web::get().to(waha::check_exists))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/waha-servers")
+            .route(web::get().to(waha_servers::list))
+            .route(web::post().to(waha_servers::create))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/waha-servers/{id}")
+            .route(web::patch().to(waha_servers::update))
+            .route(web::delete().to(waha_servers::delete))
             .default_service(web::to(method_not_allowed)),
     )
     .service(

@@ -4,9 +4,9 @@ use actix_web::web;
 use wapim_app::cache::ExpiringMap;
 use wapim_app::credentials::CredentialCache;
 use wapim_app::intake::Intake;
+use wapim_app::waha_servers::WahaDirectory;
 use wapim_domain::ValidationContext;
 use wapim_store::dispatch::SafetyDefaults;
-use wapim_waha::WahaClient;
 use wapim_web::Db;
 
 use crate::listing::LinkBase;
@@ -38,8 +38,8 @@ pub struct AppState {
     pub credentials: CredentialCache,
     /// What a device does not set itself (its read shows its sending state by them).
     pub safety: SafetyDefaults,
-    /// WAHA, for the reference's pass-through endpoints (`/api/v1/waha/...`).
-    pub waha: WahaClient,
+    /// Each device's WAHA server, for the reference's pass-through endpoints (`/api/v1/waha/...`).
+    pub waha: WahaDirectory,
     /// WAHA's recent `me` and `profile` answers, by session and call.
     pub waha_answers: ExpiringMap<(String, String), serde_json::Value>,
     /// Phone region and time zone for validation.

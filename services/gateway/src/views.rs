@@ -9,6 +9,7 @@ use wapim_domain::{ExposeSecret, MessageStatus, SecretString};
 use wapim_store::devices::DeviceRow;
 use wapim_store::messages::MessageRow;
 use wapim_store::suppressions::SuppressionRow;
+use wapim_store::waha_servers::ServerLoad;
 
 /// How booleans are written. Reads and updates show 0/1 (as the reference's reads do); create
 /// responses echo the request's booleans as `true`/`false`, as the reference's create examples.
@@ -70,6 +71,8 @@ pub struct DeviceView {
     /// last failure of a sync still owed.
     waha_synced_at: Option<String>,
     waha_sync_error: Option<String>,
+    /// The WAHA server its session lives on (`/api/waha-servers`; null: the default one).
+    waha_server_id: Option<i64>,
     /// Only on `GET /api/devices/{id}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     sending_state: Option<SendingStateView>,
@@ -145,6 +148,7 @@ impl DeviceView {
             pause_reason: row.pause_reason,
             waha_synced_at: ts(&row.session_synced_at),
             waha_sync_error: row.session_sync_error,
+            waha_server_id: row.waha_server_id,
             sending_state: None,
         }
     }
@@ -235,6 +239,40 @@ impl From<SuppressionRow> for SuppressionView {
             phone: row.phone,
             reason: row.reason,
             created_at: format_naive_utc(&row.created_at),
+        }
+    }
+}
+
+/// A WAHA server as `/api/waha-servers` shows it (its API key never: only whether it has one).
+#[derive(Debug, Serialize)]
+pub struct WahaServerView {
+    id: i64,
+    name: String,
+    base_url: String,
+    has_api_key: bool,
+    capacity: i64,
+    state: String,
+    devices: i64,
+    room: i64,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<ServerLoad> for WahaServerView {
+    fn from(load: ServerLoad) -> Self {
+        let room = load.room();
+        let s = load.server;
+        Self {
+            id: s.id,
+            name: s.name,
+            base_url: s.base_url,
+            has_api_key: s.api_key.is_some_and(|k| !k.is_empty()),
+            capacity: s.capacity,
+            state: s.state,
+            devices: load.devices,
+            room,
+            created_at: format_naive_utc(&s.created_at),
+            updated_at: format_naive_utc(&s.updated_at),
         }
     }
 }

@@ -46,6 +46,7 @@ fn set_up() -> (TestDatabase, Pool, i64) {
             secret_token_masked: "****abcd".to_owned(),
         },
         "test-hmac-key",
+        None,
         now(),
     )
     .unwrap();

@@ -43,6 +43,7 @@ wapim_testkit::both_backends! {
                 secret_token_masked: "****wxyz".to_owned(),
             },
             "test-hmac-key",
+            None,
             later(2),
         );
         assert!(

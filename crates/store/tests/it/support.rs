@@ -36,6 +36,7 @@ pub fn device(conn: &mut DbConn, session_id: &str) -> DeviceRow {
             secret_token_masked: "****abcd".to_owned(),
         },
         "test-hmac-key",
+        None,
         now(),
     )
     .expect("device inserts")

@@ -151,7 +151,15 @@ impl Pipeline {
         let db = TestDatabase::create();
         let admin_token = wapim_domain::token::generate_secret_token();
         let prefix = format!("t_{}.", uuid::Uuid::new_v4().simple());
+        // The simulator first: the gateway registers it as the default WAHA server.
+        let sim = wapim_waha_sim::start(
+            SimConfig::default(),
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+        )
+        .await
+        .expect("simulator");
         let settings = Settings::load_from([
+            ("WAPIM_WAHA__URL".to_owned(), sim.base_url()),
             ("WAPIM_DATABASE__URL".to_owned(), db.url.clone()),
             ("WAPIM_DATABASE__POOL_MAX_SIZE".to_owned(), "8".to_owned()),
             (
@@ -178,13 +186,6 @@ impl Pipeline {
         .expect("gateway");
         let base = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
-
-        let sim = wapim_waha_sim::start(
-            SimConfig::default(),
-            TcpListener::bind("127.0.0.1:0").unwrap(),
-        )
-        .await
-        .expect("simulator");
         let broker_url = options.amqp_url.clone().unwrap_or_else(amqp_url);
         let broker = Broker::connect(&BrokerConfig {
             url: if options.memory_queue {

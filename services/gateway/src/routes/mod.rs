@@ -6,6 +6,7 @@ pub mod messages;
 pub mod suppressions;
 pub mod tokens;
 pub mod waha;
+pub mod waha_servers;
 
 use wapim_web::ApiError;
 

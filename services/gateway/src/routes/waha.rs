@@ -6,7 +6,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use wapim_app::devices as use_case;
-use wapim_waha::AccountCall;
+use wapim_waha::{AccountCall, WahaClient};
 use wapim_web::ApiError;
 
 use crate::auth::Authenticated;
@@ -15,18 +15,20 @@ use crate::state::State;
 /// How long `me` and `profile` answers are reused (they rarely change; a dashboard polls them).
 pub const ACCOUNT_CACHE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Checks the actor may reach `session` (a live device's; a device only its own).
+/// Checks the actor may reach `session` (a live device's; a device only its own); returns it
+/// with the client of the WAHA server it lives on.
 async fn reachable(
     state: &State,
     actor: wapim_app::Actor,
     session: &str,
-) -> Result<String, ApiError> {
+) -> Result<(String, WahaClient), ApiError> {
     let session = session.to_owned();
     let row = state
         .db
         .run(move |c| use_case::by_session(c, &actor, &session))
         .await?;
-    Ok(row.session_id)
+    let client = state.waha.for_server(row.waha_server_id).await;
+    Ok((row.session_id, client))
 }
 
 async fn pass_through(
@@ -36,14 +38,14 @@ async fn pass_through(
     call: AccountCall,
     cacheable: bool,
 ) -> Result<HttpResponse, ApiError> {
-    let session = reachable(state, actor, session).await?;
+    let (session, waha) = reachable(state, actor, session).await?;
     let key = (session.clone(), format!("{call:?}"));
     if cacheable {
         if let Some(answer) = state.waha_answers.get(&key) {
             return Ok(HttpResponse::Ok().json(answer));
         }
     }
-    let answer = state.waha.account(&session, &call).await?;
+    let answer = waha.account(&session, &call).await?;
     if cacheable {
         state.waha_answers.put(key, answer.clone());
     }
@@ -98,8 +100,8 @@ pub async fn qr(
     match format.as_str() {
         "raw" => pass_through(&state, actor, &session, AccountCall::QrValue, false).await,
         "image" => {
-            let session = reachable(&state, actor, &session).await?;
-            let png = state.waha.qr_png(&session).await?;
+            let (session, waha) = reachable(&state, actor, &session).await?;
+            let png = waha.qr_png(&session).await?;
             Ok(HttpResponse::Ok()
                 .content_type("image/png")
                 .insert_header(("Cache-Control", "no-store"))

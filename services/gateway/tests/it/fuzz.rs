@@ -52,6 +52,10 @@ const FIELDS: &[&str] = &[
     "simulate_typing",
     "phone",
     "reason",
+    "base_url",
+    "capacity",
+    "state",
+    "api_key",
 ];
 
 fn value(rng: &mut Rng, depth: u32) -> Value {
@@ -138,6 +142,9 @@ wapim_testkit::both_backends! {
             (Method::POST, "/api/devices/1/suppressions"),
             (Method::DELETE, "/api/devices/1/suppressions/0811010010010"),
             (Method::POST, "/api/devices/1/resume"),
+            (Method::POST, "/api/devices/1/resync"),
+            (Method::POST, "/api/waha-servers"),
+            (Method::PATCH, "/api/waha-servers/1"),
         ];
         // A message to edit.
         let r = app

@@ -161,4 +161,48 @@ wapim_testkit::both_backends! {
         assert_envelope_error(&r, 502);
         assert!(r.body["message"].as_str().unwrap().contains("WAHA could not be reached"), "{}", r.text);
     }
+
+    async fn operators_register_drain_and_retire_waha_servers_and_their_keys_never_show() {
+        let app = crate::helpers::spawn_app().await;
+        let list = app.get("/api/waha-servers", &As::Operator).await;
+        assert_eq!(list.status, 200, "{}", list.text);
+        let servers = list.body["data"]["list"].as_array().unwrap().clone();
+        assert_eq!(servers.len(), 1, "the server of WAPIM_WAHA__URL is registered: {}", list.text);
+        assert_eq!(servers[0]["name"], "default");
+
+        let body = json!({"name": "waha-2", "base_url": "http://127.0.0.1:3002/", "api_key": "k-secret", "capacity": 10});
+        let r = app.post("/api/waha-servers", &As::Operator, body.clone()).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["data"]["base_url"], "http://127.0.0.1:3002");
+        assert_eq!(r.body["data"]["room"], 10);
+        assert!(!r.text.contains("k-secret"), "{}", r.text);
+        let id = r.body["data"]["id"].as_i64().unwrap();
+        let again = app.post("/api/waha-servers", &As::Operator, body).await;
+        assert_eq!(again.status, 409, "{}", again.text);
+
+        for (bad, field) in [
+            (json!({"base_url": "http://127.0.0.1:1"}), "name"),
+            (json!({"name": "x", "base_url": "ftp://w"}), "base_url"),
+            (json!({"name": "x", "base_url": "http://127.0.0.1:1", "capacity": 0}), "capacity"),
+            (json!({"name": "x", "base_url": "http://127.0.0.1:1", "state": "asleep"}), "state"),
+        ] {
+            let r = app.post("/api/waha-servers", &As::Operator, bad.clone()).await;
+            assert_eq!(r.status, 422, "{bad}: {}", r.text);
+            assert!(r.body["errors"][field][0].is_string(), "{bad}: {}", r.text);
+        }
+        let r = app.request(Method::PATCH, &format!("/api/waha-servers/{id}"), &As::Operator, Some(json!({"state": "draining"}))).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["data"]["state"], "draining");
+        assert_eq!(r.body["data"]["capacity"], 10, "PATCH keeps what it does not name");
+
+        // Devices may not see or touch servers.
+        let (_, device) = app.create_device("WAPI Test").await;
+        assert_envelope_error(&app.get("/api/waha-servers", &device).await, 403);
+        assert_envelope_error(&app.post("/api/waha-servers", &device, json!({"name": "x", "base_url": "http://127.0.0.1:1"})).await, 403);
+
+        let gone = app.request(Method::DELETE, &format!("/api/waha-servers/{id}"), &As::Operator, None).await;
+        assert_eq!(gone.status, 200, "{}", gone.text);
+        assert_envelope_error(&app.request(Method::DELETE, &format!("/api/waha-servers/{id}"), &As::Operator, None).await, 404);
+        assert_envelope_error(&app.request(Method::PATCH, "/api/waha-servers/999", &As::Operator, Some(json!({}))).await, 404);
+    }
 }
