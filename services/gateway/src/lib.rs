@@ -27,7 +27,7 @@ use wapim_waha::WahaClient;
 use wapim_web::{health, method_not_allowed, route_not_found, Db};
 
 use crate::listing::LinkBase;
-use crate::routes::{batch, devices, messages, suppressions, tokens, waha, waha_servers};
+use crate::routes::{batch, devices, messages, pairing, suppressions, tokens, waha, waha_servers};
 use crate::state::{AppState, Limits};
 
 /// Most accepted messages written in one statement by the intake (group commit).
@@ -261,6 +261,11 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
         web::resource("/waha-servers/{id}")
             .route(web::patch().to(waha_servers::update))
             .route(web::delete().to(waha_servers::delete))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/devices/{id}/qr")
+            .route(web::get().to(pairing::qr))
             .default_service(web::to(method_not_allowed)),
     )
     .service(

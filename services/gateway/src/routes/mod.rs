@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod devices;
 pub mod messages;
+pub mod pairing;
 pub mod suppressions;
 pub mod tokens;
 pub mod waha;

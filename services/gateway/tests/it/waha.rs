@@ -205,4 +205,43 @@ wapim_testkit::both_backends! {
         assert_envelope_error(&app.request(Method::DELETE, &format!("/api/waha-servers/{id}"), &As::Operator, None).await, 404);
         assert_envelope_error(&app.request(Method::PATCH, "/api/waha-servers/999", &As::Operator, Some(json!({}))).await, 404);
     }
+
+    async fn the_pairing_page_shows_the_qr_refreshes_through_its_own_link_and_says_when_paired() {
+        let (app, sim) = with_sim().await;
+        let (device, me) = app.create_device("WAPI Test").await;
+        let id = device["id"].as_i64().unwrap();
+        let session = device["session_id"].as_str().unwrap();
+        sim.ensure_session(session, Engine::Gows, SessionStatus::ScanQrCode);
+
+        let page = app.get(&format!("/api/devices/{id}/qr"), &me).await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        assert!(page.headers["content-type"].to_str().unwrap().starts_with("text/html"));
+        assert!(page.text.contains("data:image/png;base64,"), "{}", page.text);
+        assert!(page.text.contains(r#"alt="QR code to link WAPI Test to WhatsApp""#));
+        // The refresh goes through a signed link that works without credentials, for this page.
+        let start = page.text.find("url=").unwrap() + 4;
+        let end = start + page.text[start..].find('"').unwrap();
+        let refresh = page.text[start..end].to_owned();
+        assert!(refresh.starts_with(&format!("/api/devices/{id}/qr?pairing=")), "{refresh}");
+        let again = app.get(&refresh, &As::Nobody).await;
+        assert_eq!(again.status, 200, "{}", again.text);
+        assert!(again.text.contains(&refresh), "the link is kept, not renewed");
+        let tampered = refresh.replace("pairing=", "pairing=1");
+        assert_envelope_error(&app.get(&tampered, &As::Nobody).await, 401);
+        let (other, _) = app.create_device("Other Shop").await;
+        let elsewhere = refresh.replace(&format!("/devices/{id}/"), &format!("/devices/{}/", other["id"]));
+        assert_envelope_error(&app.get(&elsewhere, &As::Nobody).await, 401);
+
+        // For a terminal: the code in Unicode blocks.
+        let text = app.get(&format!("/api/devices/{id}/qr?format=text"), &me).await;
+        assert_eq!(text.status, 200, "{}", text.text);
+        assert!(text.text.contains('█') || text.text.contains('▀'), "{}", text.text);
+
+        // Paired: the page says so and stops refreshing.
+        assert!(sim.login(session));
+        let done = app.get(&refresh, &As::Nobody).await;
+        assert!(done.text.contains("is paired"), "{}", done.text);
+        assert!(!done.text.contains("http-equiv=\"refresh\""), "{}", done.text);
+        assert!(sim.violations().is_empty(), "{:?}", sim.violations());
+    }
 }
