@@ -244,4 +244,18 @@ wapim_testkit::both_backends! {
         assert!(!done.text.contains("http-equiv=\"refresh\""), "{}", done.text);
         assert!(sim.violations().is_empty(), "{:?}", sim.violations());
     }
+
+    async fn a_waha_that_never_answers_is_a_504_after_the_request_timeout() {
+        // Accepts connections (the kernel's backlog does) and never answers.
+        let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", silent.local_addr().unwrap());
+        let app = spawn_app_with(&[("WAPIM_WAHA__URL", url.as_str()), ("WAPIM_WAHA__REQUEST_TIMEOUT_SECS", "1")]).await;
+        let (device, me) = app.create_device("WAPI Test").await;
+        let session = device["session_id"].as_str().unwrap();
+        let started = std::time::Instant::now();
+        let r = app.get(&format!("/api/v1/waha/{session}/profile"), &me).await;
+        assert_envelope_error(&r, 504);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        drop(silent);
+    }
 }
