@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # Local defaults; any WAPIM_* variable set in the environment wins.
 export WAPIM_DATABASE__URL ?= postgres://postgres@127.0.0.1:5432/wapim
 
-.PHONY: help services build run dispatcher migrate test lint fmt bench-api bench-pipeline chaos replay-dlq clean
+.PHONY: help services build run dispatcher ingest migrate test lint fmt bench-api bench-pipeline chaos replay-dlq clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -27,6 +27,9 @@ run: ## Run the gateway on :8000 (prints a fresh operator token unless WAPIM_AUT
 
 dispatcher: services ## Run a dispatcher (consumes send jobs, calls WAHA at WAPIM_WAHA__URL)
 	cargo run -q -p wapim-dispatcher --bin dispatcher
+
+ingest: services ## Run the webhook ingest (WAHA's events at :8001/api/v1/waha-webhook)
+	WAPIM_HTTP__PORT=$${WAPIM_HTTP__PORT:-8001} cargo run -q -p wapim-webhook-ingest --bin webhook-ingest
 
 bench-pipeline: services ## Send path end to end (accept → WAHA simulator) beside RabbitMQ alone
 	cargo bench -p wapim-dispatcher --bench pipeline

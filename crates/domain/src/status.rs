@@ -140,6 +140,8 @@ impl MessageStatus {
                 | (Delivered, Read)
                 // An ERROR ack from WAHA.
                 | (Sent, Failed)
+                // An ERROR ack that is NOWEB's reach-out timelock: sent again once allowed.
+                | (Sent, Pending)
                 // Resend.
                 | (Failed, Pending)
                 // Restore.
@@ -152,7 +154,7 @@ impl MessageStatus {
     pub const fn sources_of(next: MessageStatus) -> &'static [MessageStatus] {
         use MessageStatus::*;
         match next {
-            Pending => &[Processing, Failed, Cancelled],
+            Pending => &[Processing, Failed, Cancelled, Sent],
             Processing => &[Pending],
             Sent => &[Processing],
             Delivered => &[Sent],
@@ -193,6 +195,20 @@ text_enum! {
         DailyCap => "daily_cap",
         /// Its recipient got the most messages an hour its device allows: it waits for room.
         RecipientCap => "recipient_cap",
+    }
+}
+
+impl DeviceStatus {
+    /// The device status a WAHA session status means (`None`: one Wapim does not track).
+    pub fn from_waha(status: &str) -> Option<DeviceStatus> {
+        match status {
+            "STARTING" => Some(DeviceStatus::Starting),
+            "SCAN_QR_CODE" => Some(DeviceStatus::ScanQrCode),
+            "WORKING" => Some(DeviceStatus::Working),
+            "FAILED" => Some(DeviceStatus::Failed),
+            "STOPPED" => Some(DeviceStatus::Stopped),
+            _ => None,
+        }
     }
 }
 

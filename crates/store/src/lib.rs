@@ -14,6 +14,7 @@
 pub mod devices;
 pub mod dispatch;
 pub mod idempotency;
+pub mod ingest;
 pub mod listing;
 pub mod messages;
 pub mod schema;

@@ -123,6 +123,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    waha_events (id) {
+        id -> BigInt,
+        event_id -> Text,
+        session_id -> Text,
+        event -> Text,
+        body -> Text,
+        received_at -> Timestamp,
+        processed_at -> Nullable<Timestamp>,
+        lease_until -> Nullable<Timestamp>,
+        attempts -> Integer,
+        error -> Nullable<Text>,
+    }
+}
+
 diesel::joinable!(messages -> devices (device_id));
 diesel::joinable!(devices -> waha_servers (waha_server_id));
 diesel::joinable!(suppressions -> devices (device_id));
@@ -131,5 +146,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     messages,
     idempotency_keys,
     suppressions,
-    waha_servers
+    waha_servers,
+    waha_events
 );

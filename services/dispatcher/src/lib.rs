@@ -41,8 +41,6 @@ use wapim_waha::{chat_id, ChatAction, RemoteFile, SendRequest, WahaClient, WahaE
 
 mod sessions;
 
-pub use sessions::device_status;
-
 /// Why handling one job stopped; the job is given back to the broker (redelivered later).
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {

@@ -15,23 +15,11 @@ use wapim_waha::{config_matches, SessionSpec, WahaError};
 
 use crate::{blocking, now, DispatchError, Dispatcher, Outcome};
 
-/// The device status a WAHA session status means (`None`: one Wapim does not track).
-pub fn device_status(waha_status: &str) -> Option<DeviceStatus> {
-    match waha_status {
-        "STARTING" => Some(DeviceStatus::Starting),
-        "SCAN_QR_CODE" => Some(DeviceStatus::ScanQrCode),
-        "WORKING" => Some(DeviceStatus::Working),
-        "FAILED" => Some(DeviceStatus::Failed),
-        "STOPPED" => Some(DeviceStatus::Stopped),
-        _ => None,
-    }
-}
-
 fn status_of(session: &Value) -> Option<DeviceStatus> {
     session
         .get("status")
         .and_then(Value::as_str)
-        .and_then(device_status)
+        .and_then(DeviceStatus::from_waha)
 }
 
 /// Longest wait between two tries of a failing sync.

@@ -115,6 +115,8 @@ pub struct Pipeline {
     pub client: reqwest::Client,
     pub device: Value,
     pub device_token: String,
+    /// Where sessions post their events: the ingest when the pipeline runs one.
+    pub webhook_url: String,
 }
 
 pub struct Options {
@@ -125,6 +127,8 @@ pub struct Options {
     pub memory_queue: bool,
     /// Overrides the RabbitMQ URL (e.g. through a proxy a test can cut).
     pub amqp_url: Option<String>,
+    /// Run the webhook ingest too, and have the simulator ack every send (SERVER, DEVICE, READ).
+    pub ingest: bool,
 }
 
 impl Default for Options {
@@ -136,6 +140,7 @@ impl Default for Options {
             run_relay: true,
             memory_queue: false,
             amqp_url: None,
+            ingest: false,
         }
     }
 }
@@ -153,7 +158,11 @@ impl Pipeline {
         let prefix = format!("t_{}.", uuid::Uuid::new_v4().simple());
         // The simulator first: the gateway registers it as the default WAHA server.
         let sim = wapim_waha_sim::start(
-            SimConfig::default(),
+            SimConfig {
+                acks: options.ingest,
+                engine: options.engine,
+                ..SimConfig::default()
+            },
             TcpListener::bind("127.0.0.1:0").unwrap(),
         )
         .await
@@ -186,6 +195,19 @@ impl Pipeline {
         .expect("gateway");
         let base = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());
+        let webhook_url = if options.ingest {
+            let ingest = wapim_webhook_ingest::Application::build(
+                &settings,
+                wapim_web::Db::new(pool.clone(), 16),
+                TcpListener::bind("127.0.0.1:0").unwrap(),
+            )
+            .expect("ingest");
+            let url = format!("http://127.0.0.1:{}/api/v1/waha-webhook", ingest.port());
+            tokio::spawn(ingest.run_until_stopped());
+            url
+        } else {
+            WEBHOOK_URL.to_owned()
+        };
         let broker_url = options.amqp_url.clone().unwrap_or_else(amqp_url);
         let broker = Broker::connect(&BrokerConfig {
             url: if options.memory_queue {
@@ -228,6 +250,7 @@ impl Pipeline {
             client,
             device,
             device_token,
+            webhook_url,
         };
         if options.run_relay {
             pipeline.spawn_relay();
@@ -282,7 +305,9 @@ impl Pipeline {
             waha,
             settings,
             &pacing,
-            test_sessions(),
+            SessionSettings {
+                webhook_url: self.webhook_url.clone(),
+            },
         )
     }
 

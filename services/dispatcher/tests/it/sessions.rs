@@ -6,9 +6,9 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use wapim_waha_sim::SessionStatus;
+use wapim_waha_sim::{Engine, Faults, SessionStatus};
 
-use crate::helpers::{Pipeline, WEBHOOK_URL};
+use crate::helpers::{Options, Pipeline, WEBHOOK_URL};
 use crate::proxy::Proxy;
 
 impl Pipeline {
@@ -325,5 +325,48 @@ wapim_testkit::both_backends! {
         assert_eq!(list["data"]["list"].as_array().unwrap().len(), 2, "{list}");
         assert!(b.violations().is_empty(), "{:?}", b.violations());
         assert!(p.sim.violations().is_empty(), "{:?}", p.sim.violations());
+    }
+
+    async fn a_message_goes_sent_delivered_read_from_the_simulators_signed_acks() {
+        let p = Pipeline::start_with(Options { ingest: true, ..Options::default() }).await;
+        // The session carries the ingest's URL and the device's key once it is synced.
+        let url = p.webhook_url.clone();
+        p.wait_for_waha_session("wapi-test", Duration::from_secs(10), |s| s["config"]["webhooks"][0]["url"] == url.as_str())
+            .await;
+        let id = p.text("acked").await;
+        let m = p.wait_for_status(id, "read", Duration::from_secs(15)).await;
+        assert!(m["sent_at"].is_string() && m["delivered_at"].is_string() && m["read_at"].is_string(), "{m}");
+        let (sent, delivered, read) = (
+            m["sent_at"].as_str().unwrap().to_owned(),
+            m["delivered_at"].as_str().unwrap().to_owned(),
+            m["read_at"].as_str().unwrap().to_owned(),
+        );
+        assert!(sent <= delivered && delivered <= read, "{m}");
+        // The device's status came from WAHA too.
+        assert_eq!(p.device_json(&p.device["id"]).await["status"], "working");
+        assert!(p.sim.violations().is_empty(), "{:?}", p.sim.violations());
+    }
+
+    async fn a_noweb_error_ack_after_a_463_holds_the_message_and_pauses_the_device() {
+        let p = Pipeline::start_with(Options { ingest: true, engine: Engine::Noweb, ..Options::default() }).await;
+        let url = p.webhook_url.clone();
+        p.wait_for_waha_session("wapi-test", Duration::from_secs(10), |s| s["config"]["webhooks"][0]["url"] == url.as_str())
+            .await;
+        p.sim.set_faults(Faults { reach_out_timelock: true, ..Faults::default() });
+        let id = p.text("refused later").await;
+        // WAHA answers 201, then acks ERROR: the message is not burned, the device pauses.
+        let started = Instant::now();
+        loop {
+            let m = p.message(id).await;
+            if m["status"] == "pending" && m["hold_reason"] == "reach_out_timelock" {
+                break;
+            }
+            assert!(m["status"] != "failed", "{m}");
+            assert!(started.elapsed() < Duration::from_secs(15), "{m}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let d = p.device_json(&p.device["id"]).await;
+        assert_eq!(d["pause_reason"], "reach_out_timelock", "{d}");
+        assert_eq!(p.sim.send_count(), 1);
     }
 }

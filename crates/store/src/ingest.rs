@@ -1,0 +1,349 @@
+//! What WAHA's webhooks change: the recorded events (one row per WAHA event id, applied after
+//! the ingest answered) and their effects on messages and devices. Every status write goes
+//! through the legal moves of [`MessageStatus::can_move_to`] and only ever moves a message
+//! forward.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use wapim_domain::{DeviceStatus, HoldReason, MessageStatus};
+
+use crate::dispatch::release_held;
+use crate::messages::{job_owed_again, legal_sources};
+use crate::schema::{devices, messages, waha_events};
+use crate::{DbConn, StoreError};
+
+/// A recorded WAHA event.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = waha_events)]
+pub struct EventRow {
+    /// Row id.
+    pub id: i64,
+    /// WAHA's event id (`evt_…`).
+    pub event_id: String,
+    /// The session it is about.
+    pub session_id: String,
+    /// `message.ack`, `session.status`, …
+    pub event: String,
+    /// The raw body WAHA posted (its HMAC was checked before it was stored).
+    pub body: String,
+    /// UTC.
+    pub received_at: NaiveDateTime,
+    /// When it was applied.
+    pub processed_at: Option<NaiveDateTime>,
+    /// A processor's reservation.
+    pub lease_until: Option<NaiveDateTime>,
+    /// Tries so far.
+    pub attempts: i32,
+    /// Why the last try did not apply it.
+    pub error: Option<String>,
+}
+
+/// Records an event; `None` when one with the same WAHA id was recorded already (a replay).
+pub fn record_event(
+    conn: &mut DbConn,
+    event_id: &str,
+    session_id: &str,
+    event: &str,
+    body: &str,
+    now: NaiveDateTime,
+) -> Result<Option<i64>, StoreError> {
+    let inserted = diesel::insert_into(waha_events::table)
+        .values((
+            waha_events::event_id.eq(event_id),
+            waha_events::session_id.eq(session_id),
+            waha_events::event.eq(event),
+            waha_events::body.eq(body),
+            waha_events::received_at.eq(now),
+        ))
+        .returning(waha_events::id)
+        .get_result::<i64>(conn);
+    match inserted {
+        Ok(id) => Ok(Some(id)),
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Reserves up to `limit` events still owed (oldest first, not reserved by a live processor, and
+/// not waiting for a retry) until `lease_until`. One guarded UPDATE per row: several ingest
+/// replicas never apply one event at once.
+pub fn claim_events(
+    conn: &mut DbConn,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<EventRow>, StoreError> {
+    let candidates: Vec<(i64, Option<NaiveDateTime>)> = waha_events::table
+        .filter(waha_events::processed_at.is_null())
+        .filter(
+            waha_events::lease_until
+                .is_null()
+                .or(waha_events::lease_until.lt(now)),
+        )
+        .order(waha_events::id.asc())
+        .limit(limit)
+        .select((waha_events::id, waha_events::lease_until))
+        .load(conn)?;
+    let mut claimed = Vec::with_capacity(candidates.len());
+    for (id, seen) in candidates {
+        let mut target = diesel::update(waha_events::table)
+            .filter(waha_events::id.eq(id))
+            .filter(waha_events::processed_at.is_null())
+            .into_boxed();
+        target = match seen {
+            Some(seen) => target.filter(waha_events::lease_until.eq(seen)),
+            None => target.filter(waha_events::lease_until.is_null()),
+        };
+        let row: Option<EventRow> = target
+            .set((
+                waha_events::lease_until.eq(lease_until),
+                waha_events::attempts.eq(waha_events::attempts + 1),
+            ))
+            .returning(waha_events::all_columns)
+            .get_result(conn)
+            .optional()?;
+        claimed.extend(row);
+    }
+    Ok(claimed)
+}
+
+/// Marks an event applied.
+pub fn event_done(conn: &mut DbConn, id: i64, now: NaiveDateTime) -> Result<(), StoreError> {
+    diesel::update(waha_events::table.find(id))
+        .set((
+            waha_events::processed_at.eq(now),
+            waha_events::lease_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Leaves an event owed, tried again from `retry_at`, with why.
+pub fn event_retry(
+    conn: &mut DbConn,
+    id: i64,
+    error: &str,
+    retry_at: NaiveDateTime,
+) -> Result<(), StoreError> {
+    diesel::update(waha_events::table.find(id))
+        .set((
+            waha_events::lease_until.eq(retry_at),
+            waha_events::error.eq(error),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// What an ack did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AckEffect {
+    /// The message moved (or a missing timestamp was filled).
+    Applied,
+    /// Nothing to change (a late or repeated ack).
+    Unchanged,
+    /// No message has that WhatsApp id (yet: its send may not be recorded).
+    Unknown,
+}
+
+/// The outbound message WhatsApp knows as `provider_message_id`: its id and status.
+fn message_of(
+    conn: &mut DbConn,
+    provider_message_id: &str,
+) -> Result<Option<(i64, String)>, StoreError> {
+    Ok(messages::table
+        .filter(messages::provider_message_id.eq(provider_message_id))
+        .select((messages::id, messages::status))
+        .first(conn)
+        .optional()?)
+}
+
+/// Applies a DEVICE (delivered) or READ/PLAYED (read) ack at `at`: the status only moves
+/// forward; a late DEVICE after READ only fills an empty `delivered_at`; a READ first also
+/// fills `delivered_at`.
+pub fn apply_delivery_ack(
+    conn: &mut DbConn,
+    provider_message_id: &str,
+    read: bool,
+    at: NaiveDateTime,
+) -> Result<AckEffect, StoreError> {
+    let Some((id, _)) = message_of(conn, provider_message_id)? else {
+        return Ok(AckEffect::Unknown);
+    };
+    let to = if read {
+        MessageStatus::Read
+    } else {
+        MessageStatus::Delivered
+    };
+    let moved = diesel::update(messages::table)
+        .filter(messages::id.eq(id))
+        .filter(messages::status.eq_any(legal_sources(
+            &[MessageStatus::Sent, MessageStatus::Delivered],
+            to,
+        )))
+        .set((
+            messages::status.eq(to.as_str()),
+            messages::status_updated_at.eq(at),
+            messages::updated_at.eq(at),
+            messages::revision.eq(messages::revision + 1),
+        ))
+        .execute(conn)?;
+    // Timestamps: fill what is empty (never overwrite an earlier one).
+    let delivered = diesel::update(
+        messages::table
+            .filter(messages::id.eq(id))
+            .filter(messages::delivered_at.is_null())
+            .filter(messages::status.eq_any([
+                MessageStatus::Delivered.as_str(),
+                MessageStatus::Read.as_str(),
+            ])),
+    )
+    .set(messages::delivered_at.eq(at))
+    .execute(conn)?;
+    let read_filled = if read {
+        diesel::update(
+            messages::table
+                .filter(messages::id.eq(id))
+                .filter(messages::read_at.is_null())
+                .filter(messages::status.eq(MessageStatus::Read.as_str())),
+        )
+        .set(messages::read_at.eq(at))
+        .execute(conn)?
+    } else {
+        0
+    };
+    Ok(if moved + delivered + read_filled > 0 {
+        AckEffect::Applied
+    } else {
+        AckEffect::Unchanged
+    })
+}
+
+/// An ERROR ack that is not WhatsApp's reach-out refusal: the sent message is `failed`, with
+/// WAHA's ack in `api_response`.
+pub fn apply_error_ack(
+    conn: &mut DbConn,
+    provider_message_id: &str,
+    api_response: &str,
+    at: NaiveDateTime,
+) -> Result<AckEffect, StoreError> {
+    let Some((id, _)) = message_of(conn, provider_message_id)? else {
+        return Ok(AckEffect::Unknown);
+    };
+    let to = MessageStatus::Failed;
+    let moved = diesel::update(messages::table)
+        .filter(messages::id.eq(id))
+        .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Sent], to)))
+        .set((
+            messages::status.eq(to.as_str()),
+            messages::is_sent.eq(false),
+            messages::api_response.eq(api_response),
+            messages::status_updated_at.eq(at),
+            messages::updated_at.eq(at),
+            messages::revision.eq(messages::revision + 1),
+        ))
+        .execute(conn)?;
+    Ok(if moved > 0 {
+        AckEffect::Applied
+    } else {
+        AckEffect::Unchanged
+    })
+}
+
+/// NOWEB's form of WhatsApp's reach-out timelock (the send was accepted, then an ERROR ack came):
+/// the message goes back to `pending` to be sent again with a fresh id once the device may reach
+/// out (its attempt refunded: a 463 never burns a message), and the device pauses until `until`
+/// unless it is paused longer already. One transaction.
+pub fn apply_timelock_ack(
+    conn: &mut DbConn,
+    provider_message_id: &str,
+    api_response: &str,
+    until: NaiveDateTime,
+    at: NaiveDateTime,
+) -> Result<AckEffect, StoreError> {
+    crate::transaction(conn, |c| {
+        let Some((id, _)) = message_of(c, provider_message_id)? else {
+            return Ok(AckEffect::Unknown);
+        };
+        let to = MessageStatus::Pending;
+        let device: Option<i64> = diesel::update(messages::table)
+            .filter(messages::id.eq(id))
+            .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Sent], to)))
+            .set((
+                messages::status.eq(to.as_str()),
+                messages::is_sent.eq(false),
+                messages::provider_message_id.eq(None::<String>),
+                messages::wa_message_id.eq(None::<String>),
+                messages::sent_at.eq(None::<NaiveDateTime>),
+                messages::api_response.eq(api_response),
+                messages::hold_reason.eq(HoldReason::ReachOutTimelock.as_str()),
+                messages::due_at.eq(until),
+                job_owed_again(),
+                messages::attempts.eq(messages::attempts - 1),
+                messages::status_updated_at.eq(at),
+                messages::updated_at.eq(at),
+                messages::revision.eq(messages::revision + 1),
+            ))
+            .returning(messages::device_id)
+            .get_result(c)
+            .optional()?;
+        let Some(device) = device else {
+            return Ok(AckEffect::Unchanged);
+        };
+        diesel::update(
+            devices::table.filter(devices::id.eq(device)).filter(
+                devices::paused_until
+                    .is_null()
+                    .or(devices::paused_until.lt(until)),
+            ),
+        )
+        .set((
+            devices::paused_until.eq(until),
+            devices::pause_reason.eq(HoldReason::ReachOutTimelock.as_str()),
+        ))
+        .execute(c)?;
+        Ok(AckEffect::Applied)
+    })
+}
+
+/// A session's status as WAHA reported it: the device's `status`; once it is `working`, the
+/// messages held because the session could not send are due at once.
+pub fn apply_session_status(
+    conn: &mut DbConn,
+    session_id: &str,
+    status: DeviceStatus,
+    at: NaiveDateTime,
+) -> Result<bool, StoreError> {
+    crate::transaction(conn, |c| {
+        let device: Option<i64> = diesel::update(
+            devices::table
+                .filter(devices::session_id.eq(session_id))
+                .filter(devices::deleted_at.is_null()),
+        )
+        .set(devices::status.eq(status.as_str()))
+        .returning(devices::id)
+        .get_result(c)
+        .optional()?;
+        let Some(device) = device else {
+            return Ok(false);
+        };
+        if status == DeviceStatus::Working {
+            release_held(c, device, &[HoldReason::SessionNotReady], at)?;
+        }
+        Ok(true)
+    })
+}
+
+/// The HMAC key of the device with `session_id` (the ingest verifies each event with it; a
+/// deleted device's stopped session may still post its last events).
+pub fn hmac_key_of(conn: &mut DbConn, session_id: &str) -> Result<Option<String>, StoreError> {
+    Ok(devices::table
+        .filter(devices::session_id.eq(session_id))
+        .order(devices::id.desc())
+        .select(devices::webhook_hmac_key)
+        .first::<Option<String>>(conn)
+        .optional()?
+        .flatten())
+}

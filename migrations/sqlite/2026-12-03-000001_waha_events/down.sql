@@ -1,0 +1,1 @@
+DROP TABLE waha_events;

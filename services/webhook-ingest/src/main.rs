@@ -1,0 +1,56 @@
+//! The `webhook-ingest` binary: load settings, prepare the database, serve WAHA's webhooks.
+
+use std::net::TcpListener;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use wapim_settings::Settings;
+use wapim_webhook_ingest::Application;
+
+fn fail(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("webhook-ingest: {e}");
+    ExitCode::FAILURE
+}
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let settings = match Settings::load() {
+        Ok(s) => s,
+        Err(e) => return fail(e),
+    };
+    wapim_telemetry::init(&settings.log.level, settings.log.format == "json");
+    let address = format!("{}:{}", settings.http.host, settings.http.port);
+    let listener = match TcpListener::bind(&address) {
+        Ok(l) => l,
+        Err(e) => {
+            return fail(format_args!(
+                "cannot listen on {address} (WAPIM_HTTP__HOST/WAPIM_HTTP__PORT): {e}"
+            ))
+        }
+    };
+    let db = settings.database.clone();
+    let pool = match tokio::task::spawn_blocking(move || {
+        wapim_store::open(
+            &db.url,
+            db.create_if_missing,
+            db.pool_max_size,
+            Duration::from_secs(db.connect_timeout_secs),
+        )
+    })
+    .await
+    {
+        Ok(Ok((pool, _))) => pool,
+        Ok(Err(e)) => return fail(format_args!("database: {e}")),
+        Err(e) => return fail(e),
+    };
+    let db = wapim_web::Db::new(pool, settings.database.max_queued_requests);
+    let app = match Application::build(&settings, db, listener) {
+        Ok(app) => app,
+        Err(e) => return fail(e),
+    };
+    tracing::info!(%address, "webhook ingest listening at /api/v1/waha-webhook");
+    match app.run_until_stopped().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(e),
+    }
+}
