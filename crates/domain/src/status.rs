@@ -282,7 +282,7 @@ mod tests {
             //            to: pend proc sent deli read fail canc
             /* pending    */ [0,   1,   0,   0,   0,   0,   1],
             /* processing */ [1,   0,   1,   0,   0,   1,   0],
-            /* sent       */ [0,   0,   0,   1,   1,   1,   0],
+            /* sent       */ [1,   0,   0,   1,   1,   1,   0],
             /* delivered  */ [0,   0,   0,   0,   1,   0,   0],
             /* read       */ [0,   0,   0,   0,   0,   0,   0],
             /* failed     */ [1,   0,   0,   0,   0,   0,   0],

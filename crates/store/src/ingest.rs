@@ -347,3 +347,52 @@ pub fn hmac_key_of(conn: &mut DbConn, session_id: &str) -> Result<Option<String>
         .optional()?
         .flatten())
 }
+
+/// WAHA reported the session's reach-out timelock as active until `until`: the device pauses
+/// until then (never shortened). Returns whether a live device has that session.
+pub fn pause_session(
+    conn: &mut DbConn,
+    session_id: &str,
+    until: NaiveDateTime,
+) -> Result<bool, StoreError> {
+    let live = devices::table
+        .filter(devices::session_id.eq(session_id))
+        .filter(devices::deleted_at.is_null());
+    let found: Option<i64> = live.select(devices::id).first(conn).optional()?;
+    let Some(device) = found else {
+        return Ok(false);
+    };
+    diesel::update(
+        devices::table.filter(devices::id.eq(device)).filter(
+            devices::paused_until
+                .is_null()
+                .or(devices::paused_until.lt(until)),
+        ),
+    )
+    .set((
+        devices::paused_until.eq(until),
+        devices::pause_reason.eq(HoldReason::ReachOutTimelock.as_str()),
+    ))
+    .execute(conn)?;
+    Ok(true)
+}
+
+/// WAHA reported the session's reach-out timelock as lifted: a device paused for it resumes now
+/// (its held messages due at once). Returns whether one did.
+pub fn lift_session_timelock(
+    conn: &mut DbConn,
+    session_id: &str,
+    now: NaiveDateTime,
+) -> Result<bool, StoreError> {
+    let paused: Option<i64> = devices::table
+        .filter(devices::session_id.eq(session_id))
+        .filter(devices::deleted_at.is_null())
+        .filter(devices::pause_reason.eq(HoldReason::ReachOutTimelock.as_str()))
+        .select(devices::id)
+        .first(conn)
+        .optional()?;
+    match paused {
+        Some(device) => Ok(crate::dispatch::resume_device(conn, device, now)?.0),
+        None => Ok(false),
+    }
+}

@@ -263,6 +263,28 @@ impl Processor {
                 if let Some(status) = status {
                     ingest::apply_session_status(conn, &event.session_id, status, at)?;
                 }
+                // Newer WAHA builds say whether WhatsApp's reach-out timelock is on, and until
+                // when: the device pauses until then, or resumes when it is lifted.
+                let timelock = [
+                    payload.get("reachoutTimelock"),
+                    payload.get("me").and_then(|m| m.get("reachoutTimelock")),
+                    body.get("me").and_then(|m| m.get("reachoutTimelock")),
+                ]
+                .into_iter()
+                .flatten()
+                .next();
+                if let Some(timelock) = timelock {
+                    match wapim_domain::safety::timelock_ends(timelock) {
+                        Some(ends) if ends > at => {
+                            let until = ends.min(at + TimeDelta::days(7));
+                            ingest::pause_session(conn, &event.session_id, until)?;
+                        }
+                        _ if timelock.get("isActive").and_then(Value::as_bool) == Some(false) => {
+                            ingest::lift_session_timelock(conn, &event.session_id, at)?;
+                        }
+                        _ => {}
+                    }
+                }
                 Ok(Applied::Done)
             }
             // Inbound messages, automations and the integrator's webhooks come next.

@@ -257,8 +257,38 @@ impl Pipeline {
         }
         if options.run_dispatcher {
             pipeline.spawn_dispatcher(options.dispatcher);
+            // The device's first session sync (it reconfigures the session on the simulator)
+            // is over before the test starts changing the session itself.
+            if options.run_relay {
+                pipeline.wait_for_first_sync().await;
+            }
         }
         pipeline
+    }
+
+    /// Waits until the pipeline's device has been synced with WAHA once.
+    pub async fn wait_for_first_sync(&self) {
+        let started = Instant::now();
+        loop {
+            let d: Value = self
+                .client
+                .get(format!("{}/api/devices/{}", self.base, self.device["id"]))
+                .bearer_auth(&self.admin_token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if d["data"]["waha_synced_at"].is_string() {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "the device is never synced: {d}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn relay(&self) -> Relay {

@@ -217,4 +217,29 @@ wapim_testkit::both_backends! {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+
+    async fn a_reach_out_timelock_in_session_status_pauses_the_device_until_it_ends_and_its_lifting_resumes_it() {
+        let ingest = Ingest::start().await;
+        let ends = (chrono::Utc::now() + chrono::TimeDelta::hours(2)).to_rfc3339();
+        let on = json!({"id": "evt_01lock", "event": "session.status", "session": "shop", "engine": "GOWS",
+                        "payload": {"name": "shop", "status": "WORKING",
+                                    "reachoutTimelock": {"isActive": true, "timeEnforcementEnds": ends, "enforcementType": "REACHOUT_TIMELOCK"}}});
+        assert_eq!(ingest.post(&on, Some(KEY)).await.0, 200);
+        let started = Instant::now();
+        while ingest.device().pause_reason.is_none() {
+            assert!(started.elapsed() < Duration::from_secs(10));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let until = ingest.device().paused_until.unwrap();
+        let expected = chrono::DateTime::parse_from_rfc3339(&ends).unwrap().naive_utc();
+        assert!((until - expected).num_seconds().abs() <= 1, "{until} vs {expected}");
+        let off = json!({"id": "evt_02unlock", "event": "session.status", "session": "shop", "engine": "GOWS",
+                         "payload": {"name": "shop", "status": "WORKING", "reachoutTimelock": {"isActive": false}}});
+        assert_eq!(ingest.post(&off, Some(KEY)).await.0, 200);
+        let started = Instant::now();
+        while ingest.device().pause_reason.is_some() {
+            assert!(started.elapsed() < Duration::from_secs(10));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
 }
