@@ -199,9 +199,9 @@ wapim_testkit::both_backends! {
         assert_eq!(sent.status_updated_at, Some(t2));
         assert_same_row(&sent, &stored(&mut conn, m.id), "the returned row is the stored one");
 
-        // sent -> pending is illegal even when the caller lists `sent` among the sources.
-        refuse(&mut conn, m.id, &[Sent], Pending);
-        refuse(&mut conn, m.id, &[Sent, Processing], Pending);
+        // sent -> processing is illegal even when the caller lists `sent` among the sources.
+        refuse(&mut conn, m.id, &[Sent], Processing);
+        refuse(&mut conn, m.id, &[Sent, Pending], Processing);
         // sent -> cancelled: a sent message cannot be cancelled.
         refuse(&mut conn, m.id, &[Sent], Cancelled);
 
