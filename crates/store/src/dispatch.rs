@@ -692,12 +692,7 @@ pub fn pause_after(
     now: NaiveDateTime,
 ) -> Result<(), StoreError> {
     crate::transaction(conn, |c| {
-        diesel::update(devices::table.find(device_id))
-            .set((
-                devices::paused_until.eq(until),
-                devices::pause_reason.eq(reason.as_str()),
-            ))
-            .execute(c)?;
+        pause_device_until(c, device_id, until, reason)?;
         let how = Release {
             refund_attempt: true,
             api_response: Some(api_response),
@@ -707,6 +702,28 @@ pub fn pause_after(
         release(c, message_id, &how, now)?;
         Ok(())
     })
+}
+
+/// Pauses a device until `until` for `reason`, never shortening a longer pause it is under.
+pub(crate) fn pause_device_until(
+    conn: &mut DbConn,
+    device_id: i64,
+    until: NaiveDateTime,
+    reason: HoldReason,
+) -> Result<(), StoreError> {
+    diesel::update(
+        devices::table.filter(devices::id.eq(device_id)).filter(
+            devices::paused_until
+                .is_null()
+                .or(devices::paused_until.lt(until)),
+        ),
+    )
+    .set((
+        devices::paused_until.eq(until),
+        devices::pause_reason.eq(reason.as_str()),
+    ))
+    .execute(conn)?;
+    Ok(())
 }
 
 /// Ends a device's pause (an operator resumed it, or its probe went through): its held messages

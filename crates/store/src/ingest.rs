@@ -7,7 +7,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use wapim_domain::{DeviceStatus, HoldReason, MessageStatus};
 
-use crate::dispatch::release_held;
+use crate::dispatch::{pause_device_until, release_held};
 use crate::messages::{job_owed_again, legal_sources};
 use crate::schema::{devices, messages, waha_events};
 use crate::{DbConn, StoreError};
@@ -160,7 +160,7 @@ fn message_of(
         .optional()?)
 }
 
-/// Applies a DEVICE (delivered) or READ/PLAYED (read) ack at `at`: the status only moves
+/// Applies a DEVICE (delivered) or READ/PLAYED (read) ack at `at`, atomically: the status only moves
 /// forward; a late DEVICE after READ only fills an empty `delivered_at`; a READ first also
 /// fills `delivered_at`.
 pub fn apply_delivery_ack(
@@ -169,55 +169,58 @@ pub fn apply_delivery_ack(
     read: bool,
     at: NaiveDateTime,
 ) -> Result<AckEffect, StoreError> {
-    let Some((id, _)) = message_of(conn, provider_message_id)? else {
-        return Ok(AckEffect::Unknown);
-    };
-    let to = if read {
-        MessageStatus::Read
-    } else {
-        MessageStatus::Delivered
-    };
-    let moved = diesel::update(messages::table)
-        .filter(messages::id.eq(id))
-        .filter(messages::status.eq_any(legal_sources(
-            &[MessageStatus::Sent, MessageStatus::Delivered],
-            to,
-        )))
-        .set((
-            messages::status.eq(to.as_str()),
-            messages::status_updated_at.eq(at),
-            messages::updated_at.eq(at),
-            messages::revision.eq(messages::revision + 1),
-        ))
-        .execute(conn)?;
-    // Timestamps: fill what is empty (never overwrite an earlier one).
-    let delivered = diesel::update(
-        messages::table
+    // One transaction: a reader never sees the new status without its timestamp.
+    crate::transaction(conn, |conn| {
+        let Some((id, _)) = message_of(conn, provider_message_id)? else {
+            return Ok(AckEffect::Unknown);
+        };
+        let to = if read {
+            MessageStatus::Read
+        } else {
+            MessageStatus::Delivered
+        };
+        let moved = diesel::update(messages::table)
             .filter(messages::id.eq(id))
-            .filter(messages::delivered_at.is_null())
-            .filter(messages::status.eq_any([
-                MessageStatus::Delivered.as_str(),
-                MessageStatus::Read.as_str(),
-            ])),
-    )
-    .set(messages::delivered_at.eq(at))
-    .execute(conn)?;
-    let read_filled = if read {
-        diesel::update(
+            .filter(messages::status.eq_any(legal_sources(
+                &[MessageStatus::Sent, MessageStatus::Delivered],
+                to,
+            )))
+            .set((
+                messages::status.eq(to.as_str()),
+                messages::status_updated_at.eq(at),
+                messages::updated_at.eq(at),
+                messages::revision.eq(messages::revision + 1),
+            ))
+            .execute(conn)?;
+        // Timestamps: fill what is empty (never overwrite an earlier one).
+        let delivered = diesel::update(
             messages::table
                 .filter(messages::id.eq(id))
-                .filter(messages::read_at.is_null())
-                .filter(messages::status.eq(MessageStatus::Read.as_str())),
+                .filter(messages::delivered_at.is_null())
+                .filter(messages::status.eq_any([
+                    MessageStatus::Delivered.as_str(),
+                    MessageStatus::Read.as_str(),
+                ])),
         )
-        .set(messages::read_at.eq(at))
-        .execute(conn)?
-    } else {
-        0
-    };
-    Ok(if moved + delivered + read_filled > 0 {
-        AckEffect::Applied
-    } else {
-        AckEffect::Unchanged
+        .set(messages::delivered_at.eq(at))
+        .execute(conn)?;
+        let read_filled = if read {
+            diesel::update(
+                messages::table
+                    .filter(messages::id.eq(id))
+                    .filter(messages::read_at.is_null())
+                    .filter(messages::status.eq(MessageStatus::Read.as_str())),
+            )
+            .set(messages::read_at.eq(at))
+            .execute(conn)?
+        } else {
+            0
+        };
+        Ok(if moved + delivered + read_filled > 0 {
+            AckEffect::Applied
+        } else {
+            AckEffect::Unchanged
+        })
     })
 }
 
@@ -292,18 +295,7 @@ pub fn apply_timelock_ack(
         let Some(device) = device else {
             return Ok(AckEffect::Unchanged);
         };
-        diesel::update(
-            devices::table.filter(devices::id.eq(device)).filter(
-                devices::paused_until
-                    .is_null()
-                    .or(devices::paused_until.lt(until)),
-            ),
-        )
-        .set((
-            devices::paused_until.eq(until),
-            devices::pause_reason.eq(HoldReason::ReachOutTimelock.as_str()),
-        ))
-        .execute(c)?;
+        pause_device_until(c, device, until, HoldReason::ReachOutTimelock)?;
         Ok(AckEffect::Applied)
     })
 }
@@ -362,18 +354,7 @@ pub fn pause_session(
     let Some(device) = found else {
         return Ok(false);
     };
-    diesel::update(
-        devices::table.filter(devices::id.eq(device)).filter(
-            devices::paused_until
-                .is_null()
-                .or(devices::paused_until.lt(until)),
-        ),
-    )
-    .set((
-        devices::paused_until.eq(until),
-        devices::pause_reason.eq(HoldReason::ReachOutTimelock.as_str()),
-    ))
-    .execute(conn)?;
+    pause_device_until(conn, device, until, HoldReason::ReachOutTimelock)?;
     Ok(true)
 }
 

@@ -266,21 +266,40 @@ impl Pipeline {
         pipeline
     }
 
+    /// An operator call on the API; returns the HTTP status and the body.
+    pub async fn operator(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.admin_token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let r = request.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A device as `GET /api/devices/{id}` shows it to the operator.
+    pub async fn device_json(&self, id: &Value) -> Value {
+        let (status, body) = self
+            .operator(reqwest::Method::GET, &format!("/api/devices/{id}"), None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["data"].clone()
+    }
+
     /// Waits until the pipeline's device has been synced with WAHA once.
     pub async fn wait_for_first_sync(&self) {
         let started = Instant::now();
         loop {
-            let d: Value = self
-                .client
-                .get(format!("{}/api/devices/{}", self.base, self.device["id"]))
-                .bearer_auth(&self.admin_token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if d["data"]["waha_synced_at"].is_string() {
+            let d = self.device_json(&self.device["id"]).await;
+            if d["waha_synced_at"].is_string() {
                 return;
             }
             assert!(

@@ -13,29 +13,13 @@ use wapim_waha_sim::Faults;
 use crate::helpers::{test_dispatcher_settings, Options, Pipeline};
 
 impl Pipeline {
-    /// An operator call on the API; returns the HTTP status and the body.
-    async fn operator(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut request = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.admin_token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let r = request.send().await.unwrap();
-        let status = r.status().as_u16();
-        (status, r.json().await.unwrap_or(Value::Null))
-    }
-
     fn device_path(&self) -> String {
         format!("/api/devices/{}", self.device["id"])
     }
 
     /// The pipeline's device as `GET /api/devices/{id}` shows it.
     async fn device_now(&self) -> Value {
-        let (status, body) = self.operator(Method::GET, &self.device_path(), None).await;
-        assert_eq!(status, 200, "{body}");
-        body["data"].clone()
+        self.device_json(&self.device["id"]).await
     }
 
     /// Posts a queued text to `recipient`; returns its id.

@@ -62,32 +62,6 @@ impl Pipeline {
         }
     }
 
-    async fn device_json(&self, id: &Value) -> Value {
-        let r: Value = self
-            .client
-            .get(format!("{}/api/devices/{id}", self.base))
-            .bearer_auth(&self.admin_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        r["data"].clone()
-    }
-
-    async fn operator_post(&self, path: &str) -> Value {
-        self.client
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.admin_token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
     fn session_puts(&self, name: &str) -> usize {
         let path = format!("/api/sessions/{name}");
         self.sim
@@ -96,24 +70,6 @@ impl Pipeline {
             .filter(|c| c.method == "PUT" && c.path == path)
             .count()
     }
-}
-
-/// An operator call with a JSON body; returns the status and the body.
-async fn operator_json(
-    p: &Pipeline,
-    method: reqwest::Method,
-    path: &str,
-    body: Value,
-) -> (u16, Value) {
-    let r = p
-        .client
-        .request(method, format!("{}{path}", p.base))
-        .bearer_auth(&p.admin_token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
 wapim_testkit::both_backends! {
@@ -169,7 +125,7 @@ wapim_testkit::both_backends! {
             .unwrap();
         assert_eq!(deleted.status(), 200);
         p.wait_for_waha_session(&name, Duration::from_secs(10), |s| s["status"] == "STOPPED").await;
-        let restored = p.operator_post(&format!("/api/devices/{id}/restore")).await;
+        let restored = p.operator(reqwest::Method::POST, &format!("/api/devices/{id}/restore"), None).await.1;
         assert_eq!(restored["status"], true, "{restored}");
         // Its login was kept: it comes back WORKING without a new scan.
         p.wait_for_waha_session(&name, Duration::from_secs(10), |s| s["status"] == "WORKING").await;
@@ -187,7 +143,7 @@ wapim_testkit::both_backends! {
 
         // Right already: a resync changes nothing (WAHA would restart the session on a PUT).
         let before = p.device_json(&id).await["waha_synced_at"].clone();
-        let r = p.operator_post(&format!("/api/devices/{id}/resync")).await;
+        let r = p.operator(reqwest::Method::POST, &format!("/api/devices/{id}/resync"), None).await.1;
         assert_eq!(r["status"], true, "{r}");
         let started = Instant::now();
         while p.device_json(&id).await["waha_synced_at"] == before {
@@ -200,7 +156,8 @@ wapim_testkit::both_backends! {
         // Lost on WAHA (deleted by hand): a resync creates it again, configured.
         let gone = p.client.delete(format!("{}/api/sessions/{name}", p.sim.base_url())).send().await.unwrap();
         assert!(gone.status().is_success());
-        p.operator_post(&format!("/api/devices/{id}/resync")).await;
+        let (status, _) = p.operator(reqwest::Method::POST, &format!("/api/devices/{id}/resync"), None).await;
+        assert_eq!(status, 200);
         let back = p.wait_for_waha_session(&name, Duration::from_secs(10), |_| true).await;
         assert_eq!(back["config"]["webhooks"][0]["url"], WEBHOOK_URL);
         // Only operators may ask.
@@ -221,8 +178,8 @@ wapim_testkit::both_backends! {
         let target: &'static str = Box::leak(format!("127.0.0.1:{}", p.sim.port()).into_boxed_str());
         let proxy = Proxy::start(target).await;
         proxy.set_down(true);
-        let (status, body) = operator_json(&p, reqwest::Method::POST, "/api/waha-servers",
-            json!({"name": "flaky", "base_url": format!("http://127.0.0.1:{}", proxy.port), "capacity": 1000})).await;
+        let (status, body) = p.operator(reqwest::Method::POST, "/api/waha-servers",
+            Some(json!({"name": "flaky", "base_url": format!("http://127.0.0.1:{}", proxy.port), "capacity": 1000}))).await;
         assert_eq!(status, 200, "{body}");
 
         let device = p.register("Corner Shop").await;
@@ -255,8 +212,8 @@ wapim_testkit::both_backends! {
             .await
             .unwrap();
         // Server B has more room than the default one (100, one device on it).
-        let (status, body) = operator_json(&p, reqwest::Method::POST, "/api/waha-servers",
-            json!({"name": "waha-b", "base_url": b.base_url(), "capacity": 200, "api_key": "b-secret"})).await;
+        let (status, body) = p.operator(reqwest::Method::POST, "/api/waha-servers",
+            Some(json!({"name": "waha-b", "base_url": b.base_url(), "capacity": 200, "api_key": "b-secret"}))).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["data"]["has_api_key"], true);
         assert!(!body.to_string().contains("b-secret"), "{body}");
@@ -296,7 +253,7 @@ wapim_testkit::both_backends! {
         assert!(b.calls().iter().any(|c| c.path == format!("/api/sessions/{name}/me")));
 
         // Drained, B takes no new device: the next one goes to the default server.
-        let (status, body) = operator_json(&p, reqwest::Method::PATCH, &format!("/api/waha-servers/{b_id}"), json!({"state": "draining"})).await;
+        let (status, body) = p.operator(reqwest::Method::PATCH, &format!("/api/waha-servers/{b_id}"), Some(json!({"state": "draining"}))).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["data"]["devices"], 1, "{body}");
         let on_default = p.register("Shop On Default").await;
@@ -306,10 +263,10 @@ wapim_testkit::both_backends! {
         assert!(b.session_status(&default_name).is_none());
 
         // A server devices belong to cannot be removed; with no room anywhere, creating is a 409.
-        let (status, _) = operator_json(&p, reqwest::Method::DELETE, &format!("/api/waha-servers/{b_id}"), json!({})).await;
+        let (status, _) = p.operator(reqwest::Method::DELETE, &format!("/api/waha-servers/{b_id}"), Some(json!({}))).await;
         assert_eq!(status, 409);
         let default_id = on_default["waha_server_id"].clone();
-        let (status, body) = operator_json(&p, reqwest::Method::PATCH, &format!("/api/waha-servers/{default_id}"), json!({"state": "down"})).await;
+        let (status, body) = p.operator(reqwest::Method::PATCH, &format!("/api/waha-servers/{default_id}"), Some(json!({"state": "down"}))).await;
         assert_eq!(status, 200, "{body}");
         let full = p
             .client
@@ -320,7 +277,7 @@ wapim_testkit::both_backends! {
             .await
             .unwrap();
         assert_eq!(full.status(), 409);
-        let (status, list) = operator_json(&p, reqwest::Method::GET, "/api/waha-servers", json!({})).await;
+        let (status, list) = p.operator(reqwest::Method::GET, "/api/waha-servers", Some(json!({}))).await;
         assert_eq!(status, 200);
         assert_eq!(list["data"]["list"].as_array().unwrap().len(), 2, "{list}");
         assert!(b.violations().is_empty(), "{:?}", b.violations());
