@@ -57,3 +57,26 @@ impl Db {
         .await?
     }
 }
+
+/// Creates the database if allowed and missing, opens the pool, applies migrations, and puts the
+/// admission limit in front of it: every service's start-up. The caller owns the result: one
+/// process may host several services on one pool.
+pub async fn prepare(
+    settings: &wapim_settings::DatabaseSettings,
+) -> Result<Db, wapim_store::StoreError> {
+    let s = settings.clone();
+    let (pool, applied) = tokio::task::spawn_blocking(move || {
+        wapim_store::open(
+            &s.url,
+            s.create_if_missing,
+            s.pool_max_size,
+            std::time::Duration::from_secs(s.connect_timeout_secs),
+        )
+    })
+    .await
+    .map_err(|e| wapim_store::StoreError::Unavailable(e.to_string()))??;
+    if applied > 0 {
+        tracing::info!(applied, "migrations applied");
+    }
+    Ok(Db::new(pool, settings.max_queued_requests))
+}

@@ -34,20 +34,9 @@ async fn main() -> ExitCode {
             ))
         }
     };
-    let db = settings.database.clone();
-    let pool = match tokio::task::spawn_blocking(move || {
-        wapim_store::open(
-            &db.url,
-            db.create_if_missing,
-            db.pool_max_size,
-            Duration::from_secs(db.connect_timeout_secs),
-        )
-    })
-    .await
-    {
-        Ok(Ok((pool, _))) => pool,
-        Ok(Err(e)) => return fail(format_args!("database: {e}")),
-        Err(e) => return fail(e),
+    let pool = match wapim_web::db::prepare(&settings.database).await {
+        Ok(db) => db.pool().clone(),
+        Err(e) => return fail(format_args!("database: {e}")),
     };
     let broker = match Broker::connect(&BrokerConfig {
         url: settings.amqp.url.clone(),

@@ -78,25 +78,9 @@ pub fn validation_context(settings: &Settings) -> Result<ValidationContext, Sett
     Ok(ValidationContext { phones, timezone })
 }
 
-/// Creates the database if allowed and missing, opens the pool, applies migrations, and puts the
-/// admission limit in front of it. The caller owns the result: one process may host several
-/// services on one pool.
+/// The gateway's start-up database (see [`wapim_web::db::prepare`]).
 pub async fn prepare_database(db: &wapim_settings::DatabaseSettings) -> Result<Db, StartupError> {
-    let settings = db.clone();
-    let (pool, applied) = tokio::task::spawn_blocking(move || {
-        wapim_store::open(
-            &settings.url,
-            settings.create_if_missing,
-            settings.pool_max_size,
-            Duration::from_secs(settings.connect_timeout_secs),
-        )
-    })
-    .await
-    .map_err(|e| std::io::Error::other(e.to_string()))??;
-    if applied > 0 {
-        tracing::info!(applied, "migrations applied");
-    }
-    Ok(Db::new(pool, db.max_queued_requests))
+    Ok(wapim_web::db::prepare(db).await?)
 }
 
 impl Application {

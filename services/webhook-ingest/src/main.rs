@@ -2,7 +2,6 @@
 
 use std::net::TcpListener;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use wapim_settings::Settings;
 use wapim_webhook_ingest::Application;
@@ -28,22 +27,10 @@ async fn main() -> ExitCode {
             ))
         }
     };
-    let db = settings.database.clone();
-    let pool = match tokio::task::spawn_blocking(move || {
-        wapim_store::open(
-            &db.url,
-            db.create_if_missing,
-            db.pool_max_size,
-            Duration::from_secs(db.connect_timeout_secs),
-        )
-    })
-    .await
-    {
-        Ok(Ok((pool, _))) => pool,
-        Ok(Err(e)) => return fail(format_args!("database: {e}")),
-        Err(e) => return fail(e),
+    let db = match wapim_web::db::prepare(&settings.database).await {
+        Ok(db) => db,
+        Err(e) => return fail(format_args!("database: {e}")),
     };
-    let db = wapim_web::Db::new(pool, settings.database.max_queued_requests);
     let app = match Application::build(&settings, db, listener) {
         Ok(app) => app,
         Err(e) => return fail(e),
