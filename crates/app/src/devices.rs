@@ -26,6 +26,8 @@ pub struct DeviceWithToken {
     pub row: DeviceRow,
     /// The new token, when one was generated or given.
     pub new_token: Option<wapim_domain::SecretString>,
+    /// The webhook secret, shown once: when the device is created.
+    pub new_webhook_secret: Option<String>,
 }
 
 /// Registers a device (operator only). Its session id is the slug of its name, or the first
@@ -50,14 +52,17 @@ pub fn register(
     for _ in 0..STALE_RETRIES {
         let taken = devices::session_ids_like(conn, &base)?;
         let session_id = first_free_session_id(&base, taken.iter().map(String::as_str));
-        let hmac_key = generate_secret_token();
+        let keys = devices::DeviceKeys {
+            hmac_key: generate_secret_token(),
+            webhook_secret: wapim_webhooks::generate_secret(),
+        };
         let server = place(conn)?;
         match devices::insert(
             conn,
             &fields,
             &session_id,
             &token_fields,
-            &hmac_key,
+            &keys,
             server,
             now,
         ) {
@@ -66,6 +71,7 @@ pub fn register(
                 return Ok(DeviceWithToken {
                     row: other?,
                     new_token: Some(token),
+                    new_webhook_secret: Some(keys.webhook_secret),
                 })
             }
         }
@@ -160,6 +166,7 @@ pub fn update(
                 return Ok(DeviceWithToken {
                     row,
                     new_token: token,
+                    new_webhook_secret: None,
                 });
             }
         }
@@ -256,6 +263,11 @@ fn fields_of(d: &DeviceDraft) -> DeviceFields {
         send_window_end: d.send_window.map(|w| format_time_of_day(w.end)),
         recipient_hourly_cap: d.recipient_hourly_cap.and_then(|v| i64::try_from(v).ok()),
         simulate_typing: d.simulate_typing,
+        opt_out_keywords: d
+            .opt_out_keywords
+            .as_ref()
+            .and_then(|k| serde_json::to_string(k).ok()),
+        opt_out_confirmation: d.opt_out_confirmation.clone(),
     }
 }
 
@@ -283,6 +295,11 @@ fn draft_of(row: &DeviceRow) -> DeviceDraft {
         ),
         recipient_hourly_cap: row.recipient_hourly_cap.and_then(|v| u64::try_from(v).ok()),
         simulate_typing: row.simulate_typing,
+        opt_out_keywords: row
+            .opt_out_keywords
+            .as_deref()
+            .and_then(|k| serde_json::from_str(k).ok()),
+        opt_out_confirmation: row.opt_out_confirmation.clone(),
     }
 }
 
@@ -384,4 +401,19 @@ pub fn resync(
         return Err(AppError::NotFound);
     }
     Ok(devices::find(conn, id, false)?)
+}
+
+/// Replaces a device's webhook secret (the device itself or the operator) and returns the new
+/// one, shown this once. Deliveries attempted from now on are signed with it, retries of older
+/// events included.
+pub fn rotate_webhook_secret(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: i64,
+    now: NaiveDateTime,
+) -> Result<String, AppError> {
+    own(actor, id)?;
+    let secret = wapim_webhooks::generate_secret();
+    devices::set_webhook_secret(conn, id, &secret, now)?;
+    Ok(secret)
 }

@@ -5,14 +5,17 @@
 //! what its own deletion cancelled, an edit never overwrites a concurrent one) live here once, so
 //! the send pipeline adds "queue it for sending" in exactly one place.
 
+pub mod automations;
 pub mod cache;
 pub mod credentials;
 pub mod devices;
+pub mod inbox;
 pub mod intake;
 pub mod messages;
 pub mod relay;
 pub mod suppressions;
 pub mod waha_servers;
+pub mod webhook_deliveries;
 
 use wapim_domain::{DeviceId, MessageStatus, ValidationErrors};
 use wapim_store::StoreError;

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use serde_json::{Map, Value};
 use wapim_domain::message::{validate_message, MessageDraft, MessageInput};
 use wapim_domain::validation::Mode;
-use wapim_domain::{MessageStatus, ValidationContext, ValidationErrors};
+use wapim_domain::{MessageOrigin, MessageStatus, ValidationContext, ValidationErrors};
 use wapim_store::devices;
 use wapim_store::listing::Sort;
 use wapim_store::messages::{
@@ -57,10 +57,12 @@ fn new_message(
         created_at: now,
         updated_at: now,
         traceparent: traceparent.map(str::to_owned),
+        origin: MessageOrigin::Api.as_str(),
     }
 }
 
-fn fields_of(d: &MessageDraft) -> MessageFields {
+/// The stored columns of a validated draft.
+pub(crate) fn fields_of(d: &MessageDraft) -> MessageFields {
     MessageFields {
         is_queue: d.is_queue,
         recipient: d.recipient.clone(),

@@ -15,7 +15,7 @@ use wapim_broker::{Broker, Headers};
 use wapim_domain::jobs::{Job, JobEnvelope};
 use wapim_domain::time::now_micros;
 use wapim_store::dispatch::OwedJob;
-use wapim_store::{dispatch, sessions, Pool, StoreError};
+use wapim_store::{dispatch, sessions, webhooks, Pool, StoreError};
 use wapim_telemetry::TRACEPARENT;
 
 /// Why a relay pass stopped early; the next pass retries.
@@ -68,7 +68,8 @@ impl Relay {
         }
     }
 
-    /// One pass: reserve owed rows (messages due, devices owing a session sync), publish their
+    /// One pass: reserve owed rows (messages due, devices owing a session sync, webhook
+    /// deliveries due), publish their
     /// jobs (confirmed, concurrently), mark the confirmed ones published. Returns how many were
     /// published; an error after some were published still marks those.
     pub async fn publish_due(&self) -> Result<usize, RelayError> {
@@ -76,13 +77,14 @@ impl Relay {
         let lease = TimeDelta::from_std(self.config.lease).unwrap_or(TimeDelta::seconds(30));
         let batch = self.config.batch;
         let reserved_until = now + lease;
-        let (owed, syncs) = blocking(&self.pool, move |c| {
+        let (owed, syncs, deliveries) = blocking(&self.pool, move |c| {
             let owed = dispatch::reserve_due(c, now, reserved_until, batch)?;
             let syncs = sessions::reserve_due_syncs(c, now, reserved_until, batch)?;
-            Ok((owed, syncs))
+            let deliveries = webhooks::reserve_due(c, now, reserved_until, batch)?;
+            Ok((owed, syncs, deliveries))
         })
         .await?;
-        if owed.is_empty() && syncs.is_empty() {
+        if owed.is_empty() && syncs.is_empty() && deliveries.is_empty() {
             return Ok(0);
         }
         let sends = owed.into_iter().map(
@@ -114,16 +116,27 @@ impl Relay {
             )
         });
         let (synced, sync_failure) = self.publish_all(sync_jobs.collect()).await;
-        let count = sent.len() + synced.len();
+        let delivery_jobs = deliveries.into_iter().map(|id| {
+            (
+                id,
+                Job::DeliverWebhook {
+                    delivery_id: id.into(),
+                },
+                Headers::new(),
+            )
+        });
+        let (handed, delivery_failure) = self.publish_all(delivery_jobs.collect()).await;
+        let count = sent.len() + synced.len() + handed.len();
         if count > 0 {
             let at = now_micros().naive_utc();
             blocking(&self.pool, move |c| {
                 dispatch::mark_published(c, &sent, reserved_until, at)?;
-                sessions::mark_syncs_published(c, &synced, reserved_until, at)
+                sessions::mark_syncs_published(c, &synced, reserved_until, at)?;
+                webhooks::mark_published(c, &handed, reserved_until, at)
             })
             .await?;
         }
-        match send_failure.or(sync_failure) {
+        match send_failure.or(sync_failure).or(delivery_failure) {
             Some(e) => Err(e),
             None => Ok(count),
         }

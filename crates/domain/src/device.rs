@@ -44,6 +44,8 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
     "event.response",
     "event.response.failed",
     "state.change",
+    "device.paused",
+    "device.resumed",
 ];
 
 const MAX_NAME: usize = 100;
@@ -93,6 +95,11 @@ pub struct DeviceDraft {
     pub recipient_hourly_cap: Option<u64>,
     /// Mark the chat seen and show "typing…" before each text, like a person would.
     pub simulate_typing: bool,
+    /// Words that opt a contact out when they are a whole message (`None`: the defaults,
+    /// [`crate::automation::DEFAULT_OPT_OUT_KEYWORDS`]).
+    pub opt_out_keywords: Option<Vec<String>>,
+    /// The answer to an opt-out (`None`: none).
+    pub opt_out_confirmation: Option<String>,
 }
 
 /// A validated create/update request: the settings plus a new secret token, when one was given.
@@ -256,6 +263,17 @@ pub fn validate_device(
         _ => false,
     };
 
+    let opt_out_keywords = read_opt_out_keywords(&mut r).or_keep(
+        stored
+            .and_then(|d| d.opt_out_keywords.clone())
+            .filter(|_| mode == Mode::Patch),
+    );
+    let opt_out_confirmation = optional_text(
+        &mut r,
+        "opt_out_confirmation",
+        keep(|d| d.opt_out_confirmation.clone()),
+    );
+
     let errors = std::mem::take(&mut r.errors);
     match (name, phone_number) {
         (Some(name), Some(phone_number)) if errors.is_empty() => Ok(DeviceInput {
@@ -277,6 +295,8 @@ pub fn validate_device(
                 send_window,
                 recipient_hourly_cap,
                 simulate_typing,
+                opt_out_keywords,
+                opt_out_confirmation,
             },
             secret_token,
         }),
@@ -379,6 +399,50 @@ pub(crate) fn normalize_phone(
                 ),
             );
             None
+        }
+    }
+}
+
+/// `opt_out_keywords`: an array of 1 to [`crate::automation::MAX_OPT_OUT_KEYWORDS`] words of 1
+/// to 32 characters (or the JSON string of one, as reads show it); `null` restores the defaults.
+fn read_opt_out_keywords(r: &mut FieldReader<'_>) -> Field<Vec<String>> {
+    const KEY: &str = "opt_out_keywords";
+    const BAD: &str =
+        "The opt-out keywords must be an array of 1 to 20 words of 1 to 32 characters.";
+    let items: Vec<Value> = match r.raw(KEY) {
+        None => return Field::Absent,
+        Some(Value::Null) => return Field::Null,
+        Some(Value::Array(items)) => items.clone(),
+        Some(Value::String(s)) => match serde_json::from_str::<Vec<Value>>(s) {
+            Ok(items) => items,
+            Err(_) => {
+                r.fail(KEY, BAD);
+                return Field::Invalid;
+            }
+        },
+        Some(_) => {
+            r.fail(KEY, BAD);
+            return Field::Invalid;
+        }
+    };
+    let words: Option<Vec<String>> = items
+        .iter()
+        .map(|v| {
+            v.as_str()
+                .map(str::trim)
+                .filter(|w| (1..=32).contains(&w.chars().count()))
+                .map(str::to_owned)
+        })
+        .collect();
+    match words {
+        Some(words)
+            if !words.is_empty() && words.len() <= crate::automation::MAX_OPT_OUT_KEYWORDS =>
+        {
+            Field::Value(words)
+        }
+        _ => {
+            r.fail(KEY, BAD);
+            Field::Invalid
         }
     }
 }

@@ -48,6 +48,11 @@ typed_id! {
     MessageId
 }
 
+typed_id! {
+    /// The primary key of a delivery to an integrator's webhook.
+    WebhookDeliveryId
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{DeviceId, MessageId};
+use crate::ids::{DeviceId, MessageId, WebhookDeliveryId};
 
 /// The wire version of every job body; a consumer refuses (dead-letters) versions it does not
 /// know instead of guessing.
@@ -38,6 +38,12 @@ pub enum Job {
     SyncSession {
         /// The device.
         device_id: DeviceId,
+    },
+    /// Make one attempt of a delivery to an integrator's webhook (if it is still pending and
+    /// due when claimed), record it, and schedule the next one if it failed.
+    DeliverWebhook {
+        /// The delivery.
+        delivery_id: WebhookDeliveryId,
     },
 }
 

@@ -3,6 +3,7 @@
 //! Nothing here performs I/O: phone numbers, session ids, schedules, tokens and the validation of
 //! request bodies are pure functions, so the gateway, the dispatcher and the tests agree on them.
 
+pub mod automation;
 pub mod device;
 pub mod ids;
 pub mod jobs;
@@ -20,12 +21,13 @@ pub mod validation;
 
 /// Time zones (IANA), re-exported so other crates need not depend on `chrono-tz` themselves.
 pub use chrono_tz::Tz;
-pub use ids::{DeviceId, MessageId};
+pub use ids::{DeviceId, MessageId, WebhookDeliveryId};
 pub use phone::PhoneNormalizer;
 /// Secrets (client-chosen tokens) travel wrapped so `Debug` and logs never show them; re-exported
 /// so other crates need not depend on `secrecy` themselves.
 pub use secrecy::{ExposeSecret, SecretString};
 pub use status::{
-    CalendarType, CancelReason, DeviceStatus, HoldReason, MessageStatus, MessageType,
+    CalendarType, CancelReason, DeviceStatus, HoldReason, MessageOrigin, MessageStatus,
+    MessageType, WebhookDeliveryStatus,
 };
 pub use validation::{ValidationContext, ValidationErrors};

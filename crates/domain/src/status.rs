@@ -301,3 +301,34 @@ mod tests {
         assert!(!Delivered.can_move_to(Failed));
     }
 }
+
+text_enum! {
+    /// Who created an outbound message: the API, or one of the device's automations answering
+    /// an inbound message (listed and tracked like any other).
+    MessageOrigin {
+        /// `POST /api/messages` or a batch.
+        Api => "api",
+        /// The greeting when a contact's conversation opens.
+        OpeningMessage => "opening_message",
+        /// The goodbye after a conversation went silent.
+        ClosingMessage => "closing_message",
+        /// The answer to an inbound message (at most once per window).
+        AutoReply => "auto_reply",
+        /// A copy of an inbound message sent to the device's forward number.
+        AutoForward => "auto_forward",
+        /// The answer to an opt-out keyword (the only message an opted-out contact gets).
+        OptOutConfirmation => "opt_out_confirmation",
+    }
+}
+
+text_enum! {
+    /// Where a delivery to the integrator's webhook stands.
+    WebhookDeliveryStatus {
+        /// Not delivered yet: waiting for its (next) attempt.
+        Pending => "pending",
+        /// The receiver answered 2xx.
+        Delivered => "delivered",
+        /// Given up: every attempt until the deadline failed, or the target was refused.
+        Failed => "failed",
+    }
+}

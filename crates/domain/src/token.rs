@@ -15,6 +15,18 @@ pub fn generate_secret_token() -> String {
     hex::encode(bytes)
 }
 
+/// A fresh id for a delivery to the integrator's webhook (Standard Webhooks' `webhook-id`):
+/// `msg_` and 26 lowercase base32 characters (130 random bits).
+pub fn new_webhook_id() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"0123456789abcdefghjkmnpqrstvwxyz";
+    let mut rng = rand::rng();
+    let id: String = (0..26)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("msg_{id}")
+}
+
 /// The stored form of a token. Tokens carry ≥128 bits of entropy, so a fast hash is enough; the
 /// point is that a database dump does not hand out working credentials.
 pub fn hash_token(token: &str) -> String {

@@ -68,3 +68,28 @@ fn sync_session_jobs_match_their_schema_both_ways() {
         );
     }
 }
+
+#[test]
+fn deliver_webhook_jobs_match_their_schema_both_ways() {
+    let validator = schema("deliver_webhook.v1.schema.json");
+    for id in [1_i64, 9, i64::MAX] {
+        let deliver = Job::DeliverWebhook {
+            delivery_id: id.into(),
+        };
+        let job = serde_json::to_value(JobEnvelope::new(deliver.clone())).unwrap();
+        assert!(validator.is_valid(&job), "{job}");
+        let back: JobEnvelope = serde_json::from_value(job).unwrap();
+        assert_eq!(back.job, deliver);
+    }
+    for bad in [
+        json!({"v": 1, "type": "deliver_webhook"}),
+        json!({"v": 1, "type": "deliver_webhook", "delivery_id": "9"}),
+        json!({"type": "deliver_webhook", "delivery_id": 9}),
+    ] {
+        assert!(!validator.is_valid(&bad), "the schema refuses {bad}");
+        assert!(
+            serde_json::from_value::<JobEnvelope>(bad.clone()).is_err(),
+            "the code refuses {bad} too"
+        );
+    }
+}

@@ -61,6 +61,42 @@ pub struct Settings {
     pub dispatcher: DispatcherSettings,
     /// Per-device pacing defaults (devices may override them).
     pub pacing: PacingSettings,
+    /// The integrator's webhooks.
+    pub webhooks: WebhookSettings,
+    /// The devices' automations (opening, closing, auto-reply).
+    pub automations: AutomationSettings,
+    /// The webhook ingest.
+    pub ingest: IngestSettings,
+}
+
+/// `[ingest]`: the webhook ingest's housekeeping (`WAPIM_INGEST__*`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct IngestSettings {
+    /// Days an applied WAHA event, and a finished delivery to the integrator's webhook with its
+    /// attempts, are kept before they are deleted (0 keeps them forever).
+    pub keep_days: u32,
+}
+
+/// `[webhooks]`: how events reach the integrator's webhook (`WAPIM_WEBHOOKS__*`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    /// Deliver to loopback, private, link-local and metadata addresses too (off: SSRF guard).
+    pub allow_private: bool,
+    /// How long one delivery attempt may take.
+    pub timeout_secs: u64,
+    /// The first retry's delay; each next one waits three times longer (up to two hours), for
+    /// a day after the event.
+    pub retry_base_ms: u64,
+}
+
+/// `[automations]`: the timing of the devices' automations (`WAPIM_AUTOMATIONS__*`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct AutomationSettings {
+    /// Silence after which a conversation is over: the closing message goes out, and the
+    /// contact's next message opens a new conversation (opening message).
+    pub conversation_silence_secs: u64,
+    /// At most one auto-reply per contact within this window.
+    pub auto_reply_window_secs: u64,
 }
 
 /// `[pacing]`: the default gap between two sends of one device (`WAPIM_PACING__*`).

@@ -94,6 +94,13 @@ pub struct DeviceRow {
     pub session_synced_at: Option<NaiveDateTime>,
     /// The WAHA server its session lives on (`None`: the default one).
     pub waha_server_id: Option<i64>,
+    /// The Standard Webhooks secret (`whsec_…`) its events are signed with; shown only when
+    /// created or rotated.
+    pub webhook_secret: Option<String>,
+    /// JSON array of the words that opt a contact out (`None`: the defaults).
+    pub opt_out_keywords: Option<String>,
+    /// The text answering an opt-out (`None`: no answer).
+    pub opt_out_confirmation: Option<String>,
 }
 
 /// The editable columns of a device, written on create and on update.
@@ -138,6 +145,10 @@ pub struct DeviceFields {
     pub recipient_hourly_cap: Option<i64>,
     /// See [`DeviceRow::simulate_typing`].
     pub simulate_typing: bool,
+    /// JSON array of opt-out words (`None`: the defaults).
+    pub opt_out_keywords: Option<String>,
+    /// The answer to an opt-out (`None`: none).
+    pub opt_out_confirmation: Option<String>,
 }
 
 /// A new secret token, stored only as its hash and masked form.
@@ -198,7 +209,40 @@ pub(crate) fn session_sync_owed(
     )
 }
 
-/// Inserts a device (owing the sync that creates its WAHA session, signed with `hmac_key`); a
+/// The secrets a device is created with.
+#[derive(Debug, Clone)]
+pub struct DeviceKeys {
+    /// The key WAHA signs this session's webhooks with.
+    pub hmac_key: String,
+    /// The Standard Webhooks secret Wapim signs the integrator's events with.
+    pub webhook_secret: String,
+}
+
+/// Replaces a live device's webhook secret (rotation); `NotFound` when it is deleted or gone.
+pub fn set_webhook_secret(
+    conn: &mut DbConn,
+    id: i64,
+    secret: &str,
+    now: NaiveDateTime,
+) -> Result<(), StoreError> {
+    let changed = diesel::update(
+        devices::table
+            .filter(devices::id.eq(id))
+            .filter(devices::deleted_at.is_null()),
+    )
+    .set((
+        devices::webhook_secret.eq(secret),
+        devices::updated_at.eq(now),
+        devices::revision.eq(devices::revision + 1),
+    ))
+    .execute(conn)?;
+    if changed == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+/// Inserts a device (owing the sync that creates its WAHA session, signed with its keys); a
 /// device (live or deleted) with the same session id is a `Conflict("session_id")`: session ids
 /// are never reused.
 pub fn insert(
@@ -206,7 +250,7 @@ pub fn insert(
     fields: &DeviceFields,
     session_id: &str,
     token: &TokenFields,
-    hmac_key: &str,
+    keys: &DeviceKeys,
     waha_server_id: Option<i64>,
     now: NaiveDateTime,
 ) -> Result<DeviceRow, StoreError> {
@@ -216,7 +260,8 @@ pub fn insert(
             devices::session_id.eq(session_id),
             devices::secret_token_hash.eq(&token.secret_token_hash),
             devices::secret_token_masked.eq(&token.secret_token_masked),
-            devices::webhook_hmac_key.eq(hmac_key),
+            devices::webhook_hmac_key.eq(&keys.hmac_key),
+            devices::webhook_secret.eq(&keys.webhook_secret),
             devices::waha_server_id.eq(waha_server_id),
             devices::created_at.eq(now),
             devices::updated_at.eq(now),

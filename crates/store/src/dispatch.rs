@@ -711,7 +711,7 @@ pub(crate) fn pause_device_until(
     until: NaiveDateTime,
     reason: HoldReason,
 ) -> Result<(), StoreError> {
-    diesel::update(
+    let changed = diesel::update(
         devices::table.filter(devices::id.eq(device_id)).filter(
             devices::paused_until
                 .is_null()
@@ -723,6 +723,15 @@ pub(crate) fn pause_device_until(
         devices::pause_reason.eq(reason.as_str()),
     ))
     .execute(conn)?;
+    if changed == 1 {
+        let data = serde_json::json!({
+            "device_id": device_id,
+            "paused_until": wapim_domain::time::format_naive_utc(&until),
+            "pause_reason": reason.as_str(),
+        });
+        let now = wapim_domain::time::now_micros().naive_utc();
+        crate::webhooks::enqueue(conn, device_id, "device.paused", data, None, now)?;
+    }
     Ok(())
 }
 
@@ -747,6 +756,10 @@ pub fn resume_device(
         .execute(c)?
             == 1;
         let released = release_held(c, device_id, &[HoldReason::ReachOutTimelock], now)?;
+        if was_paused {
+            let data = serde_json::json!({ "device_id": device_id, "released_messages": released });
+            crate::webhooks::enqueue(c, device_id, "device.resumed", data, None, now)?;
+        }
         Ok((was_paused, released))
     })
 }

@@ -8,7 +8,7 @@ use diesel::prelude::*;
 use wapim_domain::{DeviceStatus, HoldReason, MessageStatus};
 
 use crate::dispatch::{pause_device_until, release_held};
-use crate::messages::{job_owed_again, legal_sources};
+use crate::messages::{job_owed_again, legal_sources, MessageRow};
 use crate::schema::{devices, messages, waha_events};
 use crate::{DbConn, StoreError};
 
@@ -110,15 +110,20 @@ pub fn claim_events(
     Ok(claimed)
 }
 
-/// Marks an event applied.
-pub fn event_done(conn: &mut DbConn, id: i64, now: NaiveDateTime) -> Result<(), StoreError> {
-    diesel::update(waha_events::table.find(id))
-        .set((
-            waha_events::processed_at.eq(now),
-            waha_events::lease_until.eq(None::<NaiveDateTime>),
-        ))
-        .execute(conn)?;
-    Ok(())
+/// Marks an event applied; `false` when it was applied already (another processor took it
+/// after this one's lease ran out): the caller's transaction must then roll back its effects.
+pub fn event_done(conn: &mut DbConn, id: i64, now: NaiveDateTime) -> Result<bool, StoreError> {
+    Ok(diesel::update(
+        waha_events::table
+            .filter(waha_events::id.eq(id))
+            .filter(waha_events::processed_at.is_null()),
+    )
+    .set((
+        waha_events::processed_at.eq(now),
+        waha_events::lease_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?
+        == 1)
 }
 
 /// Leaves an event owed, tried again from `retry_at`, with why.
@@ -138,14 +143,22 @@ pub fn event_retry(
 }
 
 /// What an ack did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum AckEffect {
-    /// The message moved (or a missing timestamp was filled).
-    Applied,
+    /// The message moved (or a missing timestamp was filled): it as it is now.
+    Applied(Box<MessageRow>),
     /// Nothing to change (a late or repeated ack).
     Unchanged,
     /// No message has that WhatsApp id (yet: its send may not be recorded).
     Unknown,
+}
+
+fn applied(conn: &mut DbConn, id: i64) -> Result<AckEffect, StoreError> {
+    let row = messages::table
+        .find(id)
+        .select(MessageRow::as_select())
+        .first(conn)?;
+    Ok(AckEffect::Applied(Box::new(row)))
 }
 
 /// The outbound message WhatsApp knows as `provider_message_id`: its id and status.
@@ -216,11 +229,10 @@ pub fn apply_delivery_ack(
         } else {
             0
         };
-        Ok(if moved + delivered + read_filled > 0 {
-            AckEffect::Applied
-        } else {
-            AckEffect::Unchanged
-        })
+        if moved + delivered + read_filled == 0 {
+            return Ok(AckEffect::Unchanged);
+        }
+        applied(conn, id)
     })
 }
 
@@ -248,11 +260,10 @@ pub fn apply_error_ack(
             messages::revision.eq(messages::revision + 1),
         ))
         .execute(conn)?;
-    Ok(if moved > 0 {
-        AckEffect::Applied
-    } else {
-        AckEffect::Unchanged
-    })
+    if moved == 0 {
+        return Ok(AckEffect::Unchanged);
+    }
+    applied(conn, id)
 }
 
 /// NOWEB's form of WhatsApp's reach-out timelock (the send was accepted, then an ERROR ack came):
@@ -296,18 +307,19 @@ pub fn apply_timelock_ack(
             return Ok(AckEffect::Unchanged);
         };
         pause_device_until(c, device, until, HoldReason::ReachOutTimelock)?;
-        Ok(AckEffect::Applied)
+        applied(c, id)
     })
 }
 
 /// A session's status as WAHA reported it: the device's `status`; once it is `working`, the
-/// messages held because the session could not send are due at once.
+/// messages held because the session could not send are due at once. Returns the live device
+/// it applied to.
 pub fn apply_session_status(
     conn: &mut DbConn,
     session_id: &str,
     status: DeviceStatus,
     at: NaiveDateTime,
-) -> Result<bool, StoreError> {
+) -> Result<Option<i64>, StoreError> {
     crate::transaction(conn, |c| {
         let device: Option<i64> = diesel::update(
             devices::table
@@ -319,12 +331,12 @@ pub fn apply_session_status(
         .get_result(c)
         .optional()?;
         let Some(device) = device else {
-            return Ok(false);
+            return Ok(None);
         };
         if status == DeviceStatus::Working {
             release_held(c, device, &[HoldReason::SessionNotReady], at)?;
         }
-        Ok(true)
+        Ok(Some(device))
     })
 }
 
@@ -376,4 +388,23 @@ pub fn lift_session_timelock(
         Some(device) => Ok(crate::dispatch::resume_device(conn, device, now)?.0),
         None => Ok(false),
     }
+}
+
+/// Deletes up to `limit` events applied before `before`; returns how many. Small batches keep
+/// each statement short next to the live traffic.
+pub fn prune_events(
+    conn: &mut DbConn,
+    before: NaiveDateTime,
+    limit: i64,
+) -> Result<usize, StoreError> {
+    let ids: Vec<i64> = waha_events::table
+        .filter(waha_events::processed_at.lt(before))
+        .order(waha_events::id.asc())
+        .limit(limit)
+        .select(waha_events::id)
+        .load(conn)?;
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(diesel::delete(waha_events::table.filter(waha_events::id.eq_any(&ids))).execute(conn)?)
 }

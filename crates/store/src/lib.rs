@@ -14,6 +14,7 @@
 pub mod devices;
 pub mod dispatch;
 pub mod idempotency;
+pub mod inbound;
 pub mod ingest;
 pub mod listing;
 pub mod messages;
@@ -21,6 +22,7 @@ pub mod schema;
 pub mod sessions;
 pub mod suppressions;
 pub mod waha_servers;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -384,6 +386,18 @@ pub fn ping(conn: &mut DbConn) -> Result<(), StoreError> {
 pub fn execute_sql(conn: &mut DbConn, sql: &str) -> Result<(), StoreError> {
     conn.batch_execute(sql)?;
     Ok(())
+}
+
+/// The single integer an SQL expression or scalar query gives (e.g. `SELECT COUNT(*) FROM t`),
+/// for tests and operator tools that check counts on either backend.
+pub fn query_i64(conn: &mut DbConn, sql: &str) -> Result<i64, StoreError> {
+    #[derive(QueryableByName)]
+    struct Value {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let row: Value = diesel::sql_query(format!("SELECT ({sql}) AS n")).get_result(conn)?;
+    Ok(row.n)
 }
 
 #[cfg(test)]

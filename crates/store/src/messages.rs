@@ -90,6 +90,8 @@ pub struct MessageRow {
     pub hold_reason: Option<String>,
     /// When its latest send was let through by its device's limits (what caps count).
     pub admitted_at: Option<NaiveDateTime>,
+    /// Who created it: `api`, or the automation that did (see `wapim_domain::automation::MessageOrigin`).
+    pub origin: String,
 }
 
 impl MessageRow {
@@ -144,6 +146,8 @@ pub struct NewMessage {
     pub updated_at: NaiveDateTime,
     /// W3C `traceparent` of the accepting request, if it was traced.
     pub traceparent: Option<String>,
+    /// Who creates it (`MessageOrigin::as_str`).
+    pub origin: &'static str,
 }
 
 /// Columns a message list may be sorted by.

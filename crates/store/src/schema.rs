@@ -45,6 +45,9 @@ diesel::table! {
         session_sync_error -> Nullable<Text>,
         session_synced_at -> Nullable<Timestamp>,
         waha_server_id -> Nullable<BigInt>,
+        webhook_secret -> Nullable<Text>,
+        opt_out_keywords -> Nullable<Text>,
+        opt_out_confirmation -> Nullable<Text>,
     }
 }
 
@@ -86,6 +89,7 @@ diesel::table! {
         pace_slot_at -> Nullable<Timestamp>,
         hold_reason -> Nullable<Text>,
         admitted_at -> Nullable<Timestamp>,
+        origin -> Text,
     }
 }
 
@@ -138,7 +142,81 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    inbound_messages (id) {
+        id -> BigInt,
+        device_id -> BigInt,
+        session_id -> Text,
+        provider_message_id -> Text,
+        chat_id -> Text,
+        sender -> Nullable<Text>,
+        sender_lid -> Nullable<Text>,
+        is_group -> Bool,
+        message_type -> Text,
+        message -> Nullable<Text>,
+        has_media -> Bool,
+        media_url -> Nullable<Text>,
+        media_mimetype -> Nullable<Text>,
+        media_filename -> Nullable<Text>,
+        sent_at -> Timestamp,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    conversations (id) {
+        id -> BigInt,
+        device_id -> BigInt,
+        contact -> Text,
+        opened_at -> Timestamp,
+        last_inbound_at -> Timestamp,
+        last_auto_reply_at -> Nullable<Timestamp>,
+        closing_due_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> BigInt,
+        device_id -> BigInt,
+        webhook_id -> Text,
+        event -> Text,
+        url -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        due_at -> Timestamp,
+        published_at -> Nullable<Timestamp>,
+        relay_lease_until -> Nullable<Timestamp>,
+        lease_until -> Nullable<Timestamp>,
+        give_up_at -> Timestamp,
+        last_status_code -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> BigInt,
+        delivery_id -> BigInt,
+        attempted_at -> Timestamp,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        response_body -> Nullable<Text>,
+        duration_ms -> BigInt,
+    }
+}
+
 diesel::joinable!(messages -> devices (device_id));
+diesel::joinable!(inbound_messages -> devices (device_id));
+diesel::joinable!(conversations -> devices (device_id));
+diesel::joinable!(webhook_deliveries -> devices (device_id));
+diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 diesel::joinable!(devices -> waha_servers (waha_server_id));
 diesel::joinable!(suppressions -> devices (device_id));
 diesel::allow_tables_to_appear_in_same_query!(
@@ -147,5 +225,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     idempotency_keys,
     suppressions,
     waha_servers,
-    waha_events
+    waha_events,
+    inbound_messages,
+    conversations,
+    webhook_deliveries,
+    webhook_attempts
 );

@@ -66,24 +66,28 @@ pub fn add(
     }
     // (The multi-backend connection has no portable upsert: insert, and on a concurrent insert of
     // the same contact read the winner's row.)
-    let inserted = diesel::insert_into(suppressions::table)
-        .values((
-            suppressions::device_id.eq(device_id),
-            suppressions::phone.eq(phone),
-            suppressions::reason.eq(reason),
-            suppressions::created_at.eq(now),
-        ))
-        .execute(conn);
-    match inserted {
-        Ok(_) => {}
-        Err(diesel::result::Error::DatabaseError(
+    // A savepoint: a concurrent duplicate must not abort a caller's transaction (PostgreSQL).
+    let inserted = crate::transaction(conn, |c| {
+        diesel::insert_into(suppressions::table)
+            .values((
+                suppressions::device_id.eq(device_id),
+                suppressions::phone.eq(phone),
+                suppressions::reason.eq(reason),
+                suppressions::created_at.eq(now),
+            ))
+            .execute(c)
+            .map_err(StoreError::Database)
+    });
+    let new = match inserted {
+        Ok(_) => true,
+        Err(StoreError::Database(diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::UniqueViolation,
             _,
-        )) => {}
-        Err(e) => return Err(e.into()),
-    }
+        ))) => false,
+        Err(e) => return Err(e),
+    };
     let row = existing(conn)?.ok_or(StoreError::Database(diesel::result::Error::NotFound))?;
-    Ok((row, inserted.is_ok()))
+    Ok((row, new))
 }
 
 /// Takes `phone` off a device's list; `false` when it was not on it.
@@ -95,4 +99,14 @@ pub fn remove(conn: &mut DbConn, device_id: i64, phone: &str) -> Result<bool, St
     )
     .execute(conn)?
         == 1)
+}
+
+/// Whether `phone` is on the device's suppression list.
+pub fn contains(conn: &mut DbConn, device_id: i64, phone: &str) -> Result<bool, StoreError> {
+    Ok(diesel::select(diesel::dsl::exists(
+        suppressions::table
+            .filter(suppressions::device_id.eq(device_id))
+            .filter(suppressions::phone.eq(phone)),
+    ))
+    .get_result(conn)?)
 }

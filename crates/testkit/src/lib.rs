@@ -141,6 +141,15 @@ impl TestDatabase {
     pub fn execute(&self, sql: &str) {
         wapim_store::execute_sql(&mut self.connect(), sql).expect("test SQL runs");
     }
+
+    /// The integer a scalar query gives (`SELECT COUNT(*) FROM …`).
+    ///
+    /// # Panics
+    /// When the SQL fails.
+    #[allow(clippy::expect_used)]
+    pub fn query_i64(&self, sql: &str) -> i64 {
+        wapim_store::query_i64(&mut self.connect(), sql).expect("test SQL runs")
+    }
 }
 
 #[allow(clippy::expect_used)]

@@ -153,6 +153,30 @@ impl WahaClient {
         }
     }
 
+    /// The phone behind a hidden-number id (`GET /api/{session}/lids/{lid}` → `{lid, pn}`):
+    /// the digits of `pn`, or `None` when WhatsApp does not tell (`pn` null, unknown lid).
+    pub async fn phone_of_lid(
+        &self,
+        session: &str,
+        lid: &str,
+    ) -> Result<Option<String>, WahaError> {
+        let url = self.url(&["api", session, "lids", lid]);
+        let body = match self.call(Method::GET, url, None).await {
+            Ok(body) => body,
+            Err(WahaError::SessionNotFound { body }) if !is_session_not_found(&body) => {
+                return Ok(None)
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(body
+            .get("pn")
+            .and_then(Value::as_str)
+            .and_then(|pn| pn.split('@').next())
+            .map(|digits| digits.split(':').next().unwrap_or(digits))
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+            .map(str::to_owned))
+    }
+
     /// A human-like touch on a chat before a send: `POST /api/sendSeen`, `/api/startTyping` or
     /// `/api/stopTyping`.
     pub async fn chat_action(

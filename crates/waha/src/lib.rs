@@ -8,12 +8,14 @@
 mod account;
 mod client;
 mod error;
+mod events;
 mod send;
 mod session;
 
 pub use account::{redact_secrets, AccountCall};
 pub use client::{SessionInfo, WahaClient};
 pub use error::WahaError;
+pub use events::{InboundMedia, InboundMessage};
 pub use send::{bare_message_id, chat_id, ChatAction, RemoteFile, SendRequest, Sent};
 pub use session::{config_matches, SessionSpec, SESSION_EVENTS};
 

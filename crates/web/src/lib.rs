@@ -22,3 +22,29 @@ pub async fn method_not_allowed() -> Result<actix_web::HttpResponse, ApiError> {
 pub async fn route_not_found() -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::RouteNotFound)
 }
+
+/// Turns the settings into the handlers' validation context, naming the bad variable if any.
+pub fn validation_context(
+    settings: &wapim_settings::Settings,
+) -> Result<wapim_domain::ValidationContext, wapim_settings::SettingsError> {
+    let timezone = settings.timezone.parse::<wapim_domain::Tz>().map_err(|_| {
+        wapim_settings::SettingsError::Invalid {
+            var: "WAPIM_TIMEZONE",
+            reason: format!(
+                "`{}` is not an IANA time zone such as Asia/Jakarta",
+                settings.timezone
+            ),
+        }
+    })?;
+    let phones =
+        wapim_domain::PhoneNormalizer::new(&settings.phone.default_region).map_err(|_| {
+            wapim_settings::SettingsError::Invalid {
+                var: "WAPIM_PHONE__DEFAULT_REGION",
+                reason: format!(
+                    "`{}` is not an ISO 3166 region such as ID",
+                    settings.phone.default_region
+                ),
+            }
+        })?;
+    Ok(wapim_domain::ValidationContext { phones, timezone })
+}

@@ -31,7 +31,7 @@ use wapim_domain::jobs::{Job, JobEnvelope, JOB_VERSION};
 use wapim_domain::message::is_immediate_send;
 use wapim_domain::pacing::Pace;
 use wapim_domain::time::now_micros;
-use wapim_domain::{HoldReason, MessageType};
+use wapim_domain::{HoldReason, MessageOrigin, MessageType};
 use wapim_settings::{DispatcherSettings, PacingSettings};
 use wapim_store::dispatch::{Admission, Release, SafetyDefaults};
 use wapim_store::messages::MessageRow;
@@ -40,6 +40,7 @@ use wapim_telemetry::{TraceContext, TRACEPARENT};
 use wapim_waha::{chat_id, ChatAction, RemoteFile, SendRequest, WahaClient, WahaError};
 
 mod sessions;
+mod webhooks;
 
 /// Why handling one job stopped; the job is given back to the broker (redelivered later).
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +97,8 @@ pub struct Dispatcher {
     paces: Arc<ExpiringMap<String, Pace>>,
     /// Each session's engine, as WAHA last said (five minutes).
     engines: Arc<ExpiringMap<String, Option<String>>>,
+    /// Delivers the integrator's webhooks.
+    webhooks: webhooks::WebhookDelivery,
 }
 
 /// How long a dispatcher trusts what it read of a device's pacing.
@@ -148,6 +151,7 @@ impl Dispatcher {
             settings,
             paces: Arc::new(ExpiringMap::new(PACE_CACHE)),
             engines: Arc::new(ExpiringMap::new(Duration::from_secs(300))),
+            webhooks: webhooks::WebhookDelivery::guarded(),
         }
     }
 
@@ -156,6 +160,16 @@ impl Dispatcher {
     pub fn with_timezone(mut self, timezone: wapim_domain::Tz) -> Self {
         self.defaults.timezone = timezone;
         self
+    }
+
+    /// How the integrator's webhooks are delivered (`[webhooks]` settings); without it, with
+    /// the defaults (private targets refused).
+    pub fn with_webhooks(
+        mut self,
+        settings: &wapim_settings::WebhookSettings,
+    ) -> Result<Self, wapim_webhooks::ClientError> {
+        self.webhooks = webhooks::WebhookDelivery::new(settings)?;
+        Ok(self)
     }
 
     /// Consumes jobs until the consumer ends, handling up to `prefetch` at once; reconnects the
@@ -222,6 +236,23 @@ impl Dispatcher {
                 message_id,
                 session_id,
             } => (message_id, session_id),
+            Job::DeliverWebhook { delivery_id } => {
+                let span = tracing::info_span!("deliver_webhook", delivery_id = delivery_id.get());
+                return match self
+                    .deliver_webhook(delivery_id.get())
+                    .instrument(span)
+                    .await
+                {
+                    Ok(outcome) => {
+                        delivery.ack().await?;
+                        Ok(outcome)
+                    }
+                    Err(e) => {
+                        let _ = delivery.nack_requeue().await;
+                        Err(e)
+                    }
+                };
+            }
             Job::SyncSession { device_id } => {
                 let span = tracing::info_span!("sync_session", device_id = device_id.get());
                 return match self.sync_session(device_id.get()).instrument(span).await {
@@ -306,7 +337,8 @@ impl Dispatcher {
             dispatch::safety_of(c, device, &recipient, &defaults)
         })
         .await?;
-        if suppressed {
+        // The confirmation of an opt-out is the one message an opted-out contact still gets.
+        if suppressed && row.origin != MessageOrigin::OptOutConfirmation.as_str() {
             return self.refuse_opted_out(&row).await;
         }
         let must_admit =

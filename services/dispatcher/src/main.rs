@@ -117,6 +117,10 @@ async fn main() -> ExitCode {
         },
     )
     .with_timezone(timezone);
+    let dispatcher = match dispatcher.with_webhooks(&settings.webhooks) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
     // Whatever drifted on WAHA while no dispatcher ran is repaired.
     let resync = dispatcher.clone();
     tokio::spawn(async move {

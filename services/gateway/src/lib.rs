@@ -20,14 +20,15 @@ use wapim_app::credentials::CredentialCache;
 use wapim_app::intake::Intake;
 use wapim_app::waha_servers::WahaDirectory;
 use wapim_domain::pacing::Pace;
-use wapim_domain::{PhoneNormalizer, ValidationContext};
 use wapim_settings::{Settings, SettingsError};
 use wapim_store::dispatch::SafetyDefaults;
 use wapim_waha::WahaClient;
 use wapim_web::{health, method_not_allowed, route_not_found, Db};
 
 use crate::listing::LinkBase;
-use crate::routes::{batch, devices, messages, pairing, suppressions, tokens, waha, waha_servers};
+use crate::routes::{
+    batch, devices, inbox, messages, pairing, suppressions, tokens, waha, waha_servers, webhooks,
+};
 use crate::state::{AppState, Limits};
 
 /// Most accepted messages written in one statement by the intake (group commit).
@@ -53,30 +54,7 @@ pub struct Application {
     server: Server,
 }
 
-/// Turns the settings into the handlers' validation context, naming the bad variable if any.
-pub fn validation_context(settings: &Settings) -> Result<ValidationContext, SettingsError> {
-    let timezone =
-        settings
-            .timezone
-            .parse::<chrono_tz::Tz>()
-            .map_err(|_| SettingsError::Invalid {
-                var: "WAPIM_TIMEZONE",
-                reason: format!(
-                    "`{}` is not an IANA time zone such as Asia/Jakarta",
-                    settings.timezone
-                ),
-            })?;
-    let phones = PhoneNormalizer::new(&settings.phone.default_region).map_err(|_| {
-        SettingsError::Invalid {
-            var: "WAPIM_PHONE__DEFAULT_REGION",
-            reason: format!(
-                "`{}` is not an ISO 3166 region such as ID",
-                settings.phone.default_region
-            ),
-        }
-    })?;
-    Ok(ValidationContext { phones, timezone })
-}
+pub use wapim_web::validation_context;
 
 /// The gateway's start-up database (see [`wapim_web::db::prepare`]).
 pub async fn prepare_database(db: &wapim_settings::DatabaseSettings) -> Result<Db, StartupError> {
@@ -271,6 +249,36 @@ fn api_routes(cfg: &mut web::ServiceConfig) {
     .service(
         web::resource("/devices/{id}/suppressions/{phone}")
             .route(web::delete().to(suppressions::remove))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/devices/{id}/webhook-secret")
+            .route(web::post().to(webhooks::rotate_secret))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/inbox")
+            .route(web::get().to(inbox::list))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/inbox/{id}")
+            .route(web::get().to(inbox::show))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/webhook-deliveries")
+            .route(web::get().to(webhooks::list))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/webhook-deliveries/{id}")
+            .route(web::get().to(webhooks::show))
+            .default_service(web::to(method_not_allowed)),
+    )
+    .service(
+        web::resource("/webhook-deliveries/{id}/replay")
+            .route(web::post().to(webhooks::replay))
             .default_service(web::to(method_not_allowed)),
     )
     .service(

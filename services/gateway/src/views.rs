@@ -7,9 +7,11 @@ use wapim_app::devices::SendingState;
 use wapim_domain::time::format_naive_utc;
 use wapim_domain::{ExposeSecret, MessageStatus, SecretString};
 use wapim_store::devices::DeviceRow;
+use wapim_store::inbound::InboundRow;
 use wapim_store::messages::MessageRow;
 use wapim_store::suppressions::SuppressionRow;
 use wapim_store::waha_servers::ServerLoad;
+use wapim_store::webhooks::{AttemptRow, DeliveryRow};
 
 /// How booleans are written. Reads and updates show 0/1 (as the reference's reads do); create
 /// responses echo the request's booleans as `true`/`false`, as the reference's create examples.
@@ -73,9 +75,17 @@ pub struct DeviceView {
     waha_sync_error: Option<String>,
     /// The WAHA server its session lives on (`/api/waha-servers`; null: the default one).
     waha_server_id: Option<i64>,
+    /// Opt-out keywords (a JSON array; null: STOP, BERHENTI, UNSUBSCRIBE) and the answer to
+    /// one (null: none).
+    opt_out_keywords: Option<String>,
+    opt_out_confirmation: Option<String>,
     /// Only on `GET /api/devices/{id}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     sending_state: Option<SendingStateView>,
+    /// The Standard Webhooks secret (`whsec_…`), only when the device is created (and from
+    /// `POST /api/devices/{id}/webhook-secret`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_secret: Option<String>,
 }
 
 /// A device's sending state as `GET /api/devices/{id}` shows it.
@@ -149,8 +159,17 @@ impl DeviceView {
             waha_synced_at: ts(&row.session_synced_at),
             waha_sync_error: row.session_sync_error,
             waha_server_id: row.waha_server_id,
+            opt_out_keywords: row.opt_out_keywords,
+            opt_out_confirmation: row.opt_out_confirmation,
             sending_state: None,
+            webhook_secret: None,
         }
+    }
+
+    /// The view with the webhook secret shown (creation only).
+    pub fn with_webhook_secret(mut self, secret: Option<String>) -> Self {
+        self.webhook_secret = secret;
+        self
     }
 }
 
@@ -184,6 +203,9 @@ pub struct MessageView {
     /// Why a `pending` message waits (`pacing`, `session_not_ready`, `reach_out_timelock`,
     /// `retry`); null otherwise. An extension of the reference's shape, after its fields.
     hold_reason: Option<String>,
+    /// Who created it: `api`, or the automation that answered a contact (`opening_message`,
+    /// `closing_message`, `auto_reply`, `auto_forward`, `opt_out_confirmation`).
+    origin: String,
 }
 
 impl MessageView {
@@ -217,6 +239,7 @@ impl MessageView {
             hold_reason: row
                 .hold_reason
                 .filter(|_| row.status == MessageStatus::Pending),
+            origin: row.origin,
         }
     }
 }
@@ -273,6 +296,123 @@ impl From<ServerLoad> for WahaServerView {
             room,
             created_at: format_naive_utc(&s.created_at),
             updated_at: format_naive_utc(&s.updated_at),
+        }
+    }
+}
+
+/// An inbound message as `/api/inbox` shows it.
+#[derive(Debug, Serialize)]
+pub struct InboundView {
+    id: i64,
+    device_id: i64,
+    session_id: String,
+    provider_message_id: String,
+    chat_id: String,
+    sender: Option<String>,
+    sender_lid: Option<String>,
+    is_group: bool,
+    message_type: String,
+    message: Option<String>,
+    has_media: bool,
+    media_url: Option<String>,
+    media_mimetype: Option<String>,
+    media_filename: Option<String>,
+    sent_at: String,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<InboundRow> for InboundView {
+    fn from(row: InboundRow) -> Self {
+        Self {
+            id: row.id,
+            device_id: row.device_id,
+            session_id: row.session_id,
+            provider_message_id: row.provider_message_id,
+            chat_id: row.chat_id,
+            sender: row.sender,
+            sender_lid: row.sender_lid,
+            is_group: row.is_group,
+            message_type: row.message_type,
+            message: row.message,
+            has_media: row.has_media,
+            media_url: row.media_url,
+            media_mimetype: row.media_mimetype,
+            media_filename: row.media_filename,
+            sent_at: format_naive_utc(&row.sent_at),
+            created_at: format_naive_utc(&row.created_at),
+            updated_at: format_naive_utc(&row.updated_at),
+        }
+    }
+}
+
+/// A delivery to the integrator's webhook as `/api/webhook-deliveries` shows it.
+#[derive(Debug, Serialize)]
+pub struct DeliveryView {
+    id: i64,
+    device_id: i64,
+    webhook_id: String,
+    event: String,
+    url: String,
+    status: String,
+    attempts: i32,
+    next_attempt_at: Option<String>,
+    give_up_at: String,
+    last_status_code: Option<i32>,
+    last_error: Option<String>,
+    delivered_at: Option<String>,
+    created_at: String,
+    updated_at: String,
+    /// The JSON body, as sent.
+    payload: Value,
+    /// Only on `GET /api/webhook-deliveries/{id}`: every attempt, oldest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempt_log: Option<Vec<AttemptView>>,
+}
+
+/// One attempt of a delivery.
+#[derive(Debug, Serialize)]
+pub struct AttemptView {
+    id: i64,
+    attempted_at: String,
+    status_code: Option<i32>,
+    error: Option<String>,
+    response_body: Option<String>,
+    duration_ms: i64,
+}
+
+impl DeliveryView {
+    /// Renders a delivery; with its attempts on the single-delivery view.
+    pub fn new(row: DeliveryRow, attempts: Option<Vec<AttemptRow>>) -> Self {
+        let pending = row.status == wapim_domain::WebhookDeliveryStatus::Pending.as_str();
+        Self {
+            id: row.id,
+            device_id: row.device_id,
+            webhook_id: row.webhook_id,
+            event: row.event,
+            url: row.url,
+            next_attempt_at: pending.then(|| format_naive_utc(&row.due_at)),
+            status: row.status,
+            attempts: row.attempts,
+            give_up_at: format_naive_utc(&row.give_up_at),
+            last_status_code: row.last_status_code,
+            last_error: row.last_error,
+            delivered_at: ts(&row.delivered_at),
+            created_at: format_naive_utc(&row.created_at),
+            updated_at: format_naive_utc(&row.updated_at),
+            payload: serde_json::from_str(&row.payload).unwrap_or(Value::String(row.payload)),
+            attempt_log: attempts.map(|all| {
+                all.into_iter()
+                    .map(|a| AttemptView {
+                        id: a.id,
+                        attempted_at: format_naive_utc(&a.attempted_at),
+                        status_code: a.status_code,
+                        error: a.error,
+                        response_body: a.response_body,
+                        duration_ms: a.duration_ms,
+                    })
+                    .collect()
+            }),
         }
     }
 }

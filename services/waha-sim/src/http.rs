@@ -655,6 +655,7 @@ fn control(sim: &Arc<Sim>, method: &str, segs: &[&str], bytes: &[u8]) -> HttpRes
                 "GET /_sim/calls", "GET /_sim/sends", "GET /_sim/violations", "GET /_sim/webhooks",
                 "POST /_sim/sessions {name, engine?, status}", "POST /_sim/sessions/{name}/login",
                 "PUT /_sim/faults {latency_ms, error_rate, hang, reach_out_timelock, seed}",
+                "POST /_sim/sessions/{name}/messages {from, body, participant?, fromMe?, media?}",
                 "POST /_sim/lids {lid, pn}", "POST /_sim/unregistered {phone}", "POST /_sim/reset"]}),
         ),
         ("GET", ["calls"]) => to_json(serde_json::to_value(&sim.lock().calls)),
@@ -688,6 +689,18 @@ fn control(sim: &Arc<Sim>, method: &str, segs: &[&str], bytes: &[u8]) -> HttpRes
                     StatusCode::CONFLICT,
                     json!({"error": "the session is not waiting in SCAN_QR_CODE"}),
                 )
+            }
+        }
+        ("POST", ["sessions", name, "messages"]) => {
+            match serde_json::from_value::<crate::model::Incoming>(body) {
+                Ok(incoming) => match sim.receive(name, &incoming) {
+                    Some(payload) => respond(StatusCode::OK, payload),
+                    None => respond(
+                        StatusCode::CONFLICT,
+                        json!({"error": "the session does not exist or is not WORKING"}),
+                    ),
+                },
+                Err(e) => respond(StatusCode::BAD_REQUEST, json!({"error": e.to_string()})),
             }
         }
         ("PUT", ["faults"]) => match serde_json::from_value::<Faults>(body) {

@@ -37,7 +37,7 @@ use actix_web::dev::ServerHandle;
 use actix_web::{web, App, HttpServer};
 
 pub use model::{
-    Engine, Faults, RecordedCall, RecordedSend, SendKind, SessionStatus, UnknownName,
+    Engine, Faults, Incoming, RecordedCall, RecordedSend, SendKind, SessionStatus, UnknownName,
     WebhookDelivery,
 };
 pub use webhooks::sign_webhook_body;
@@ -198,6 +198,12 @@ impl SimHandle {
     /// Replaces the injected faults (and reseeds the error RNG with `faults.seed`).
     pub fn set_faults(&self, faults: Faults) {
         self.sim.set_faults(faults);
+    }
+
+    /// A contact writes to the session's account: WAHA's `message` event goes to the
+    /// session's webhooks. Returns the event's payload; `None` unless the session is `WORKING`.
+    pub fn receive(&self, session: &str, incoming: &Incoming) -> Option<serde_json::Value> {
+        self.sim.receive(session, incoming)
     }
 
     /// Teaches the simulator a lid → phone mapping for `GET /api/{s}/lids/...`.

@@ -279,3 +279,22 @@ mod duration_ms {
         Ok(Duration::from_millis(u64::deserialize(d)?))
     }
 }
+
+/// A contact's message for the simulator to receive (`POST /_sim/sessions/{name}/messages`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Incoming {
+    /// The chat it comes from: `62811…@c.us`, `…@lid`, `…@g.us`, `status@broadcast`.
+    pub from: String,
+    /// Its text (or caption).
+    #[serde(default)]
+    pub body: String,
+    /// In a group, who wrote it.
+    #[serde(default)]
+    pub participant: Option<String>,
+    /// Written by the account itself (from its phone).
+    #[serde(default, rename = "fromMe")]
+    pub from_me: bool,
+    /// `{url, mimetype, filename}` when it carries media (the URL is never fetched).
+    #[serde(default)]
+    pub media: Option<Value>,
+}

@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use crate::model::{
-    millis, Engine, Faults, RecordedCall, RecordedSend, SendKind, SessionStatus, WebhookDelivery,
+    millis, Engine, Faults, Incoming, RecordedCall, RecordedSend, SendKind, SessionStatus,
+    WebhookDelivery,
 };
 use crate::spec::Spec;
 use crate::webhooks::{environment, ulid, Job};
@@ -203,6 +204,36 @@ impl Sim {
         session.me = Some(me_for(name, session.pairing_phone.as_deref()));
         self.set_status(session, SessionStatus::Working);
         true
+    }
+
+    /// A contact writes to the session's account: emits WAHA's `message` event (engine
+    /// shape: WEBJS-like `id` string) and returns its payload. `None` when the session does not
+    /// exist or is not `WORKING` (WAHA only receives on a logged-in session).
+    pub(crate) fn receive(&self, name: &str, incoming: &Incoming) -> Option<Value> {
+        let state = self.lock();
+        let session = state.sessions.get(name)?;
+        if session.status != SessionStatus::Working {
+            return None;
+        }
+        let bare = Self::new_message_id();
+        let from_me = incoming.from_me;
+        let payload = json!({
+            "id": format!("{from_me}_{}_{bare}", incoming.from),
+            "timestamp": millis(SystemTime::now()) / 1000,
+            "from": incoming.from,
+            "fromMe": from_me,
+            "source": "app",
+            "to": session.me.as_ref().and_then(|m| m.get("id")).cloned().unwrap_or(Value::Null),
+            "participant": incoming.participant,
+            "body": incoming.body,
+            "hasMedia": incoming.media.is_some(),
+            "media": incoming.media,
+            "ack": 1,
+            "ackName": "SERVER",
+            "replyTo": null,
+        });
+        self.emit(session, "message", payload.clone());
+        Some(payload)
     }
 
     /// Starts a stopped session: `STARTING`, then `WORKING` when it has logged in before,

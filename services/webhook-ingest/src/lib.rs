@@ -10,7 +10,11 @@
 //! - **Applied after the answer** by a processor in the same process (woken at once, and sweeping
 //!   every second for what a crashed process left): acks move messages forward (`delivered`,
 //!   `read`, `failed`; NOWEB's reach-out timelock puts the message back and pauses the device),
-//!   `session.status` sets the device's status and releases what waited for `WORKING`.
+//!   `session.status` sets the device's status and releases what waited for `WORKING`; an
+//!   inbound `message` is stored (its sender's `@lid` resolved through WAHA) and answered by the
+//!   device's automations. Each event's effects, the integrator's webhook deliveries they
+//!   queue, and the mark that it was applied commit in one transaction: applied exactly once.
+//! - **Closing messages** of conversations that went silent are swept by the same processor.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -23,11 +27,18 @@ use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::{Digest, Sha512};
 use tokio::sync::Notify;
-use wapim_domain::time::now_micros;
+use wapim_app::automations::Automations;
+use wapim_app::cache::ExpiringMap;
+use wapim_app::waha_servers::WahaDirectory;
+use wapim_domain::automation::{chat_kind, phone_of_chat, AutomationTiming, ChatKind};
+use wapim_domain::time::{format_naive_utc, now_micros};
 use wapim_domain::DeviceStatus;
-use wapim_settings::Settings;
+use wapim_settings::{Settings, SettingsError};
+use wapim_store::inbound::NewInbound;
 use wapim_store::ingest::{self, AckEffect, EventRow};
-use wapim_store::{Pool, StoreError};
+use wapim_store::messages::MessageRow;
+use wapim_store::{webhooks, DbConn, Pool, StoreError};
+use wapim_waha::{InboundMessage, WahaClient};
 use wapim_web::envelope::ok;
 use wapim_web::{health, method_not_allowed, route_not_found, ApiError, Db};
 
@@ -46,6 +57,9 @@ pub enum StartupError {
     /// The listener could not be used.
     #[error("http listener: {0}")]
     Io(#[from] std::io::Error),
+    /// A setting is unusable.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
 }
 
 /// Whether `signature` (hex) is the HMAC-SHA512 of `body` under `key`, compared in constant time.
@@ -67,6 +81,24 @@ struct Processor {
     wake: Arc<Notify>,
     /// How long NOWEB's reach-out timelock pauses a device (`WAPIM_DISPATCHER__PAUSE_PROBE_SECS`).
     probe_every: TimeDelta,
+    /// Each session's WAHA (for lids).
+    waha: WahaDirectory,
+    /// What WAHA said each lid's phone is (an hour; `None`: it does not know).
+    lids: Arc<ExpiringMap<String, Option<String>>>,
+    /// The devices' automations.
+    automations: Arc<Automations>,
+    /// How long applied events and finished deliveries are kept (`None`: forever).
+    keep: Option<TimeDelta>,
+}
+
+/// How long a resolved lid is trusted.
+const LID_CACHE: Duration = Duration::from_secs(3600);
+
+/// Tries of an event whose lid WAHA could not resolve before it is stored without a phone.
+const LID_TRIES: i32 = 4;
+
+fn secs(s: u64) -> TimeDelta {
+    TimeDelta::seconds(i64::try_from(s).unwrap_or(i64::MAX / 2_000).max(1))
 }
 
 struct IngestState {
@@ -85,12 +117,29 @@ impl Application {
     /// runtime).
     pub fn build(settings: &Settings, db: Db, listener: TcpListener) -> Result<Self, StartupError> {
         let wake = Arc::new(Notify::new());
+        let api_key = Some(settings.waha.api_key.clone()).filter(|k| !k.is_empty());
+        let timeout = Duration::from_secs(settings.waha.request_timeout_secs.max(1));
+        let waha = WahaClient::new(&settings.waha.url, api_key, timeout).map_err(|e| {
+            SettingsError::Invalid {
+                var: "WAPIM_WAHA__URL",
+                reason: e.to_string(),
+            }
+        })?;
         let processor = Processor {
             pool: db.pool().clone(),
             wake: wake.clone(),
-            probe_every: TimeDelta::seconds(
-                i64::try_from(settings.dispatcher.pause_probe_secs.max(1)).unwrap_or(300),
-            ),
+            probe_every: secs(settings.dispatcher.pause_probe_secs),
+            waha: WahaDirectory::new(db.pool().clone(), waha, timeout),
+            lids: Arc::new(ExpiringMap::new(LID_CACHE)),
+            automations: Arc::new(Automations {
+                validation: wapim_web::validation_context(settings)?,
+                timing: AutomationTiming {
+                    silence: secs(settings.automations.conversation_silence_secs),
+                    auto_reply_window: secs(settings.automations.auto_reply_window_secs),
+                },
+            }),
+            keep: (settings.ingest.keep_days > 0)
+                .then(|| TimeDelta::days(i64::from(settings.ingest.keep_days))),
         };
         tokio::spawn(processor.run());
         let state = web::Data::new(IngestState {
@@ -186,9 +235,55 @@ enum Applied {
     Later(String),
 }
 
+/// What an event needs from outside the database before it is applied.
+#[derive(Debug, Clone, Default)]
+struct Prepared {
+    /// The phone behind the sender's lid (or a group participant's), when it has one.
+    lid_phone: Option<String>,
+    /// WAHA could not be asked (yet).
+    lid_failed: Option<String>,
+}
+
 impl Processor {
     async fn run(self) {
+        let mut next_sweep = tokio::time::Instant::now();
+        let mut next_prune = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
+            if let Some(keep) = self
+                .keep
+                .filter(|_| tokio::time::Instant::now() >= next_prune)
+            {
+                next_prune = tokio::time::Instant::now() + Duration::from_secs(3600);
+                let pruned = wapim_app::with_connection(&self.pool, move |c| {
+                    let before = now_micros().naive_utc() - keep;
+                    let mut total = 0;
+                    loop {
+                        let n = ingest::prune_events(c, before, 1000)?
+                            + webhooks::prune(c, before, 1000)?;
+                        total += n;
+                        if n == 0 {
+                            return Ok(total);
+                        }
+                    }
+                })
+                .await;
+                match pruned {
+                    Ok(n) if n > 0 => tracing::info!(rows = n, "pruned old events and deliveries"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "pruning failed; trying again in an hour"),
+                }
+            }
+            if tokio::time::Instant::now() >= next_sweep {
+                next_sweep = tokio::time::Instant::now() + Duration::from_secs(5);
+                let automations = self.automations.clone();
+                let swept = wapim_app::with_connection(&self.pool, move |c| {
+                    automations.send_due_closings(c, now_micros().naive_utc(), 100)
+                })
+                .await;
+                if let Err(e) = swept {
+                    tracing::warn!(error = %e, "closing messages could not be sent; retrying");
+                }
+            }
             match self.pass().await {
                 Ok(n) if n > 0 => continue,
                 Ok(_) => {}
@@ -209,15 +304,25 @@ impl Processor {
         let n = events.len();
         for event in events {
             let (id, attempts) = (event.id, event.attempts);
+            let prepared = self.prepare(&event).await;
             let this = self.clone();
-            let outcome =
-                wapim_app::with_connection(&self.pool, move |c| Ok(this.apply(c, &event))).await?;
+            // The event's effects and the mark that it was applied commit together.
+            let outcome = wapim_app::with_connection(&self.pool, move |c| {
+                Ok(wapim_store::transaction(c, |c| {
+                    let applied = this.apply(c, &event, &prepared)?;
+                    if matches!(applied, Applied::Done)
+                        && !ingest::event_done(c, event.id, now_micros().naive_utc())?
+                    {
+                        // Another processor applied it meanwhile: undo ours.
+                        return Err(StoreError::Conflict("event"));
+                    }
+                    Ok::<_, StoreError>(applied)
+                }))
+            })
+            .await?;
             let at = now_micros().naive_utc();
             match outcome {
-                Ok(Applied::Done) => {
-                    wapim_app::with_connection(&self.pool, move |c| ingest::event_done(c, id, at))
-                        .await?
-                }
+                Ok(Applied::Done) | Err(StoreError::Conflict("event")) => {}
                 Ok(Applied::Later(why)) if attempts < 6 => {
                     let retry = at + TimeDelta::milliseconds(250 << attempts.clamp(0, 6));
                     wapim_app::with_connection(&self.pool, move |c| {
@@ -228,7 +333,7 @@ impl Processor {
                 Ok(Applied::Later(why)) => {
                     tracing::info!(event = id, %why, "event ignored after retries");
                     wapim_app::with_connection(&self.pool, move |c| ingest::event_done(c, id, at))
-                        .await?
+                        .await?;
                 }
                 Err(e) => {
                     let (why, retry) = (e.to_string(), at + TimeDelta::seconds(5));
@@ -242,11 +347,52 @@ impl Processor {
         Ok(n)
     }
 
-    /// Applies one event.
+    /// Asks WAHA what an event needs before it is applied: the phone behind a lid (cached).
+    async fn prepare(&self, event: &EventRow) -> Prepared {
+        if event.event != "message" {
+            return Prepared::default();
+        }
+        let Some(message) = serde_json::from_str::<Value>(&event.body)
+            .ok()
+            .and_then(|b| b.get("payload").and_then(InboundMessage::from_payload))
+        else {
+            return Prepared::default();
+        };
+        let writer = match chat_kind(&message.from) {
+            ChatKind::Group => message.participant.clone(),
+            _ => Some(message.from.clone()),
+        };
+        let Some(lid) = writer.filter(|w| chat_kind(w) == ChatKind::Lid) else {
+            return Prepared::default();
+        };
+        if let Some(known) = self.lids.get(&lid) {
+            return Prepared {
+                lid_phone: known,
+                lid_failed: None,
+            };
+        }
+        let client = self.waha.for_session(&event.session_id).await;
+        match client.phone_of_lid(&event.session_id, &lid).await {
+            Ok(phone) => {
+                self.lids.put(lid, phone.clone());
+                Prepared {
+                    lid_phone: phone,
+                    lid_failed: None,
+                }
+            }
+            Err(e) => Prepared {
+                lid_phone: None,
+                lid_failed: Some(format!("WAHA could not resolve {lid}: {e}")),
+            },
+        }
+    }
+
+    /// Applies one event (inside the caller's transaction).
     fn apply(
         &self,
-        conn: &mut wapim_store::DbConn,
+        conn: &mut DbConn,
         event: &EventRow,
+        prepared: &Prepared,
     ) -> Result<Applied, StoreError> {
         let Ok(body) = serde_json::from_str::<Value>(&event.body) else {
             return Ok(Applied::Done);
@@ -255,46 +401,128 @@ impl Processor {
         let at = now_micros().naive_utc();
         match event.event.as_str() {
             "message.ack" | "message.ack.group" => self.apply_ack(conn, &body, &payload, at),
-            "session.status" => {
-                let status = payload
-                    .get("status")
-                    .and_then(Value::as_str)
-                    .and_then(DeviceStatus::from_waha);
-                if let Some(status) = status {
-                    ingest::apply_session_status(conn, &event.session_id, status, at)?;
-                }
-                // Newer WAHA builds say whether WhatsApp's reach-out timelock is on, and until
-                // when: the device pauses until then, or resumes when it is lifted.
-                let timelock = [
-                    payload.get("reachoutTimelock"),
-                    payload.get("me").and_then(|m| m.get("reachoutTimelock")),
-                    body.get("me").and_then(|m| m.get("reachoutTimelock")),
-                ]
-                .into_iter()
-                .flatten()
-                .next();
-                if let Some(timelock) = timelock {
-                    match wapim_domain::safety::timelock_ends(timelock) {
-                        Some(ends) if ends > at => {
-                            let until = ends.min(at + TimeDelta::days(7));
-                            ingest::pause_session(conn, &event.session_id, until)?;
-                        }
-                        _ if timelock.get("isActive").and_then(Value::as_bool) == Some(false) => {
-                            ingest::lift_session_timelock(conn, &event.session_id, at)?;
-                        }
-                        _ => {}
-                    }
-                }
-                Ok(Applied::Done)
-            }
-            // Inbound messages, automations and the integrator's webhooks come next.
+            "session.status" => self.apply_session_status(conn, event, &body, &payload, at),
+            "message" => self.apply_message(conn, event, &payload, prepared, at),
             _ => Ok(Applied::Done),
+        }
+    }
+
+    fn apply_session_status(
+        &self,
+        conn: &mut DbConn,
+        event: &EventRow,
+        body: &Value,
+        payload: &Value,
+        at: NaiveDateTime,
+    ) -> Result<Applied, StoreError> {
+        let status = payload
+            .get("status")
+            .and_then(Value::as_str)
+            .and_then(DeviceStatus::from_waha);
+        if let Some(status) = status {
+            if let Some(device) = ingest::apply_session_status(conn, &event.session_id, status, at)?
+            {
+                let data = serde_json::json!({ "device_id": device, "status": status.as_str() });
+                webhooks::enqueue(conn, device, "session.status", data, Some(payload), at)?;
+            }
+        }
+        // Newer WAHA builds say whether WhatsApp's reach-out timelock is on, and until
+        // when: the device pauses until then, or resumes when it is lifted.
+        let timelock = [
+            payload.get("reachoutTimelock"),
+            payload.get("me").and_then(|m| m.get("reachoutTimelock")),
+            body.get("me").and_then(|m| m.get("reachoutTimelock")),
+        ]
+        .into_iter()
+        .flatten()
+        .next();
+        if let Some(timelock) = timelock {
+            match wapim_domain::safety::timelock_ends(timelock) {
+                Some(ends) if ends > at => {
+                    let until = ends.min(at + TimeDelta::days(7));
+                    ingest::pause_session(conn, &event.session_id, until)?;
+                }
+                _ if timelock.get("isActive").and_then(Value::as_bool) == Some(false) => {
+                    ingest::lift_session_timelock(conn, &event.session_id, at)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(Applied::Done)
+    }
+
+    /// A contact's message: stored once for the device, its sender's phone known (a lid
+    /// resolved, or left unknown: its digits are never taken for a phone), then the automations.
+    fn apply_message(
+        &self,
+        conn: &mut DbConn,
+        event: &EventRow,
+        payload: &Value,
+        prepared: &Prepared,
+        at: NaiveDateTime,
+    ) -> Result<Applied, StoreError> {
+        let Some(message) = InboundMessage::from_payload(payload) else {
+            return Ok(Applied::Done);
+        };
+        let kind = chat_kind(&message.from);
+        if message.from_me || matches!(kind, ChatKind::Broadcast | ChatKind::Other) {
+            return Ok(Applied::Done);
+        }
+        if let Some(why) = &prepared.lid_failed {
+            if event.attempts < LID_TRIES {
+                return Ok(Applied::Later(why.clone()));
+            }
+        }
+        let Some(device) = wapim_store::devices::find_live_by_session(conn, &event.session_id)?
+        else {
+            return Ok(Applied::Done);
+        };
+        let is_group = kind == ChatKind::Group;
+        let writer = if is_group {
+            message.participant.clone().unwrap_or_default()
+        } else {
+            message.from.clone()
+        };
+        let (sender, sender_lid) = match chat_kind(&writer) {
+            ChatKind::Lid => (prepared.lid_phone.clone(), Some(writer.clone())),
+            _ => (phone_of_chat(&writer), None),
+        };
+        let sent_at = chrono::DateTime::from_timestamp(message.timestamp, 0)
+            .map(|t| t.naive_utc())
+            .filter(|t| message.timestamp > 0 && *t <= at + TimeDelta::minutes(5))
+            .unwrap_or(at);
+        let media = message.media.as_ref();
+        let new = NewInbound {
+            device_id: device.id,
+            session_id: device.session_id.clone(),
+            provider_message_id: message.id.clone(),
+            chat_id: message.from.clone(),
+            sender,
+            sender_lid,
+            is_group,
+            message_type: media.map_or("text", |m| m.message_type()).to_owned(),
+            message: message.body.clone(),
+            has_media: media.is_some(),
+            media_url: media.and_then(|m| m.url.clone()),
+            media_mimetype: media.and_then(|m| m.mimetype.clone()),
+            media_filename: media.and_then(|m| m.filename.clone()),
+            sent_at,
+            created_at: at,
+            updated_at: at,
+        };
+        match self.automations.receive(conn, &device, &new, payload, at) {
+            Ok(_) => Ok(Applied::Done),
+            // Two events of one new contact at once: the second is applied again later.
+            Err(StoreError::Conflict(_)) => Ok(Applied::Later(
+                "a concurrent message of the same contact".into(),
+            )),
+            Err(e) => Err(e),
         }
     }
 
     fn apply_ack(
         &self,
-        conn: &mut wapim_store::DbConn,
+        conn: &mut DbConn,
         body: &Value,
         payload: &Value,
         at: NaiveDateTime,
@@ -321,9 +549,36 @@ impl Processor {
             // PENDING and SERVER: the send is recorded by the dispatcher already.
             _ => AckEffect::Unchanged,
         };
-        Ok(match effect {
-            AckEffect::Unknown => Applied::Later(format!("no message has id {id} (yet)")),
-            AckEffect::Applied | AckEffect::Unchanged => Applied::Done,
-        })
+        match effect {
+            AckEffect::Unknown => Ok(Applied::Later(format!("no message has id {id} (yet)"))),
+            AckEffect::Unchanged => Ok(Applied::Done),
+            AckEffect::Applied(message) => {
+                webhooks::enqueue(
+                    conn,
+                    message.device_id,
+                    "message.ack",
+                    ack_data(&message),
+                    Some(payload),
+                    at,
+                )?;
+                Ok(Applied::Done)
+            }
+        }
     }
+}
+
+/// Wapim's view of an outbound message in the integrator's `message.ack` event.
+fn ack_data(m: &MessageRow) -> Value {
+    let at = |t: Option<NaiveDateTime>| t.map(|t| format_naive_utc(&t));
+    serde_json::json!({
+        "message_id": m.id,
+        "device_id": m.device_id,
+        "recipient": m.recipient,
+        "status": m.status.as_str(),
+        "origin": m.origin,
+        "sent_at": at(m.sent_at),
+        "delivered_at": at(m.delivered_at),
+        "read_at": at(m.read_at),
+        "status_updated_at": at(m.status_updated_at),
+    })
 }

@@ -39,13 +39,18 @@ fn set_up() -> (TestDatabase, Pool, i64) {
             send_window_end: None,
             recipient_hourly_cap: None,
             simulate_typing: false,
+            opt_out_keywords: None,
+            opt_out_confirmation: None,
         },
         "wapi-intake",
         &TokenFields {
             secret_token_hash: "hash".to_owned(),
             secret_token_masked: "****abcd".to_owned(),
         },
-        "test-hmac-key",
+        &devices::DeviceKeys {
+            hmac_key: "test-hmac-key".to_owned(),
+            webhook_secret: "whsec_dGVzdC13ZWJob29rLXNlY3JldA==".to_owned(),
+        },
         None,
         now(),
     )
@@ -75,6 +80,7 @@ fn text(device_id: i64, body: &str) -> NewMessage {
         created_at: at,
         updated_at: at,
         traceparent: None,
+        origin: "api",
     }
 }
 

@@ -42,7 +42,10 @@ wapim_testkit::both_backends! {
                 secret_token_hash: "another-hash".to_owned(),
                 secret_token_masked: "****wxyz".to_owned(),
             },
-            "test-hmac-key",
+            &devices::DeviceKeys {
+            hmac_key: "test-hmac-key".to_owned(),
+            webhook_secret: "whsec_dGVzdC13ZWJob29rLXNlY3JldA==".to_owned(),
+        },
             None,
             later(2),
         );

@@ -7,3 +7,4 @@ mod dispatch;
 mod messages;
 mod support;
 mod urls;
+mod webhooks;

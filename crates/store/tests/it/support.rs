@@ -35,7 +35,10 @@ pub fn device(conn: &mut DbConn, session_id: &str) -> DeviceRow {
             secret_token_hash: format!("hash-of-{session_id}"),
             secret_token_masked: "****abcd".to_owned(),
         },
-        "test-hmac-key",
+        &devices::DeviceKeys {
+            hmac_key: "test-hmac-key".to_owned(),
+            webhook_secret: "whsec_dGVzdC13ZWJob29rLXNlY3JldA==".to_owned(),
+        },
         None,
         now(),
     )
@@ -63,6 +66,8 @@ pub fn device_fields(session_id: &str) -> DeviceFields {
         send_window_end: None,
         recipient_hourly_cap: None,
         simulate_typing: false,
+        opt_out_keywords: None,
+        opt_out_confirmation: None,
     }
 }
 
@@ -93,5 +98,6 @@ pub fn new_message(owner: &DeviceRow, recipient: &str, body: &str) -> NewMessage
         created_at: at,
         updated_at: at,
         traceparent: None,
+        origin: "api",
     }
 }

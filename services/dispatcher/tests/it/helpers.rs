@@ -117,6 +117,9 @@ pub struct Pipeline {
     pub device_token: String,
     /// Where sessions post their events: the ingest when the pipeline runs one.
     pub webhook_url: String,
+    /// How dispatchers deliver the integrator's webhooks (private targets allowed: receivers
+    /// are on loopback).
+    pub webhook_settings: wapim_settings::WebhookSettings,
 }
 
 pub struct Options {
@@ -129,6 +132,8 @@ pub struct Options {
     pub amqp_url: Option<String>,
     /// Run the webhook ingest too, and have the simulator ack every send (SERVER, DEVICE, READ).
     pub ingest: bool,
+    /// The automations' conversation silence, in seconds (closing messages).
+    pub conversation_silence_secs: u64,
 }
 
 impl Default for Options {
@@ -141,6 +146,7 @@ impl Default for Options {
             memory_queue: false,
             amqp_url: None,
             ingest: false,
+            conversation_silence_secs: 86_400,
         }
     }
 }
@@ -180,6 +186,16 @@ impl Pipeline {
             (
                 "WAPIM_LIMITS__IMMEDIATE_SEND_TIMEOUT_SECS".to_owned(),
                 "3".to_owned(),
+            ),
+            (
+                "WAPIM_WEBHOOKS__ALLOW_PRIVATE".to_owned(),
+                "true".to_owned(),
+            ),
+            ("WAPIM_WEBHOOKS__RETRY_BASE_MS".to_owned(), "300".to_owned()),
+            ("WAPIM_WEBHOOKS__TIMEOUT_SECS".to_owned(), "3".to_owned()),
+            (
+                "WAPIM_AUTOMATIONS__CONVERSATION_SILENCE_SECS".to_owned(),
+                options.conversation_silence_secs.to_string(),
             ),
         ])
         .expect("settings");
@@ -251,6 +267,7 @@ impl Pipeline {
             device,
             device_token,
             webhook_url,
+            webhook_settings: settings.webhooks.clone(),
         };
         if options.run_relay {
             pipeline.spawn_relay();
@@ -358,6 +375,8 @@ impl Pipeline {
                 webhook_url: self.webhook_url.clone(),
             },
         )
+        .with_webhooks(&self.webhook_settings)
+        .unwrap()
     }
 
     pub fn spawn_dispatcher(&self, settings: DispatcherSettings) {

@@ -4,6 +4,7 @@
 
 mod crash;
 mod helpers;
+mod inbound;
 mod pacing;
 mod proxy;
 mod safety;

@@ -83,7 +83,8 @@ pub async fn create(
         .await?;
     Ok(ok(
         ADDED,
-        DeviceView::new(made.row, BoolStyle::Json, made.new_token),
+        DeviceView::new(made.row, BoolStyle::Json, made.new_token)
+            .with_webhook_secret(made.new_webhook_secret),
     ))
 }
 

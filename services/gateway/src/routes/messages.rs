@@ -106,7 +106,12 @@ pub async fn list(
 
 /// `date_from` / `date_to`: `YYYY-MM-DD` (a whole day in the configured zone; `date_to` is
 /// inclusive) or a date-time as `schedule_at` accepts.
-fn date_bound(q: &mut ListQuery, key: &str, end: bool, state: &AppState) -> Option<NaiveDateTime> {
+pub(crate) fn date_bound(
+    q: &mut ListQuery,
+    key: &str,
+    end: bool,
+    state: &AppState,
+) -> Option<NaiveDateTime> {
     let raw = q.get(key)?.to_owned();
     let zone = state.validation.timezone;
     let parsed = if raw.len() == 10 {

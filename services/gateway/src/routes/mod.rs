@@ -2,12 +2,14 @@
 
 pub mod batch;
 pub mod devices;
+pub mod inbox;
 pub mod messages;
 pub mod pairing;
 pub mod suppressions;
 pub mod tokens;
 pub mod waha;
 pub mod waha_servers;
+pub mod webhooks;
 
 use wapim_web::ApiError;
 

@@ -284,4 +284,40 @@ wapim_testkit::both_backends! {
         assert_eq!(only.body["data"]["list"][0]["name"], "Alpha");
         assert_eq!(total(only), 1);
     }
+
+    async fn the_webhook_secret_is_shown_at_creation_and_rotation_only_and_only_to_its_device() {
+        let app = spawn_app().await;
+        let (made, shop) = app.create_device("Shop").await;
+        let (_, other) = app.create_device("Other").await;
+        let secret = made["webhook_secret"].as_str().unwrap().to_owned();
+        assert!(secret.starts_with("whsec_") && secret.len() > 40, "{secret}");
+        let id = made["id"].as_i64().unwrap();
+        let shown = app.get(&format!("/api/devices/{id}"), &As::Operator).await;
+        assert!(shown.body["data"].get("webhook_secret").is_none(), "{}", shown.text);
+        let listed = app.get("/api/devices", &As::Operator).await;
+        assert!(!listed.text.contains(&secret), "never listed");
+        // The device rotates its own; another device cannot (404, as for any foreign id).
+        let r = app.post(&format!("/api/devices/{id}/webhook-secret"), &shop, json!({})).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let fresh = r.body["data"]["webhook_secret"].as_str().unwrap().to_owned();
+        assert!(fresh.starts_with("whsec_") && fresh != secret);
+        let r = app.post(&format!("/api/devices/{id}/webhook-secret"), &other, json!({})).await;
+        assert_eq!(r.status, 404, "{}", r.text);
+        let r = app.post("/api/devices/999/webhook-secret", &As::Operator, json!({})).await;
+        assert_eq!(r.status, 404, "{}", r.text);
+        let r = app.get(&format!("/api/devices/{id}/webhook-secret"), &As::Operator).await;
+        assert_eq!(r.status, 405, "{}", r.text);
+        // Opt-out settings are validated and shown.
+        let r = app
+            .request(Method::PATCH, &format!("/api/devices/{id}"), &As::Operator, Some(json!({"opt_out_keywords": ["cukup", ""]})))
+            .await;
+        assert_eq!(r.status, 422, "{}", r.text);
+        assert!(r.body["errors"]["opt_out_keywords"].is_array(), "{}", r.text);
+        let r = app
+            .request(Method::PATCH, &format!("/api/devices/{id}"), &As::Operator, Some(json!({"opt_out_keywords": ["cukup"], "opt_out_confirmation": "Baik"})))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["data"]["opt_out_keywords"], "[\"cukup\"]");
+        assert_eq!(r.body["data"]["opt_out_confirmation"], "Baik");
+    }
 }

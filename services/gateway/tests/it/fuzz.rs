@@ -145,6 +145,8 @@ wapim_testkit::both_backends! {
             (Method::POST, "/api/devices/1/resync"),
             (Method::POST, "/api/waha-servers"),
             (Method::PATCH, "/api/waha-servers/1"),
+            (Method::POST, "/api/devices/1/webhook-secret"),
+            (Method::POST, "/api/webhook-deliveries/1/replay"),
         ];
         // A message to edit.
         let r = app
@@ -183,9 +185,22 @@ wapim_testkit::both_backends! {
             "per_page=-5",
             "%zz=1",
             "sort=created_at%20desc&page=2",
+            "device_id=-1",
+            "device_id=%F0%9F%92%A5",
+            "sender=abc",
+            "message_type=fax",
+            "event=",
+            "status=lost",
+            "after_id=0",
         ];
         for q in queries {
-            for base in ["/api/devices", "/api/messages", "/api/devices/1/suppressions"] {
+            for base in [
+                "/api/devices",
+                "/api/messages",
+                "/api/devices/1/suppressions",
+                "/api/inbox",
+                "/api/webhook-deliveries",
+            ] {
                 for who in &callers {
                     let r = app.get(&format!("{base}?{q}"), who).await;
                     check(&r, &format!("GET {base}?{q}"));
@@ -200,6 +215,10 @@ wapim_testkit::both_backends! {
             "/api/messages/%F0%9F%92%A5/restore",
             "/api/devices/1/suppressions/%00",
             "/api/devices/x/suppressions",
+            "/api/inbox/0",
+            "/api/inbox/%00",
+            "/api/webhook-deliveries/-1",
+            "/api/webhook-deliveries/99999999999999999999",
         ] {
             let r = app.get(path, &As::Operator).await;
             check(&r, path);

@@ -31,9 +31,24 @@ fn sign(body: &str, key: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
+/// A fresh database with one device (session `shop`, signing with KEY) and one message it sent.
+fn seeded_database() -> TestDatabase {
+    let db = TestDatabase::create();
+    wapim_store::run_migrations(&mut db.connect()).expect("migrations");
+    db.execute(&format!(
+        "INSERT INTO devices (name, session_id, phone_number, secret_token_hash, secret_token_masked, created_at, updated_at, webhook_hmac_key) \
+         VALUES ('Shop', 'shop', '62811010010010', 'h', 'm', '2026-01-01 00:00:00', '2026-01-01 00:00:00', '{KEY}')"
+    ));
+    db.execute(&format!(
+        "INSERT INTO messages (device_id, session_id, is_queue, recipient, message_type, message, calendar_type, status, is_sent, provider_message_id, wa_message_id, sent_at, status_updated_at, created_at, updated_at, due_at, attempts) \
+         VALUES (1, 'shop', TRUE, '62811010010011', 'text', 'hi', 'masehi', 'sent', TRUE, '{PROVIDER_ID}', '3EB0A5E42732E237A42D7F', '2026-01-01 00:00:01', '2026-01-01 00:00:01', '2026-01-01 00:00:00', '2026-01-01 00:00:00', '2026-01-01 00:00:00', 1)"
+    ));
+    db
+}
+
 impl Ingest {
     async fn start() -> Self {
-        let db = TestDatabase::create();
+        let db = seeded_database();
         let settings = Settings::load_from([
             ("WAPIM_DATABASE__URL".to_owned(), db.url.clone()),
             (
@@ -49,15 +64,6 @@ impl Ingest {
         .unwrap();
         let (pool, _) =
             wapim_store::open(&db.url, false, 4, Duration::from_secs(5)).expect("database");
-        // One device (session `shop`, signing with KEY) and one message it sent.
-        db.execute(&format!(
-            "INSERT INTO devices (name, session_id, phone_number, secret_token_hash, secret_token_masked, created_at, updated_at, webhook_hmac_key) \
-             VALUES ('Shop', 'shop', '62811010010010', 'h', 'm', '2026-01-01 00:00:00', '2026-01-01 00:00:00', '{KEY}')"
-        ));
-        db.execute(&format!(
-            "INSERT INTO messages (device_id, session_id, is_queue, recipient, message_type, message, calendar_type, status, is_sent, provider_message_id, wa_message_id, sent_at, status_updated_at, created_at, updated_at, due_at, attempts) \
-             VALUES (1, 'shop', TRUE, '62811010010011', 'text', 'hi', 'masehi', 'sent', TRUE, '{PROVIDER_ID}', '3EB0A5E42732E237A42D7F', '2026-01-01 00:00:01', '2026-01-01 00:00:01', '2026-01-01 00:00:00', '2026-01-01 00:00:00', '2026-01-01 00:00:00', 1)"
-        ));
         let app = Application::build(
             &settings,
             wapim_web::Db::new(pool, 16),
@@ -241,5 +247,136 @@ wapim_testkit::both_backends! {
             assert!(started.elapsed() < Duration::from_secs(10));
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    async fn an_inbound_message_is_stored_once_however_often_waha_posts_it() {
+        let ingest = Ingest::start().await;
+        let payload = json!({"id": "false_6281100000099@c.us_3EB0CAFE", "timestamp": 1_767_225_600_i64,
+                             "from": "6281100000099@c.us", "fromMe": false, "body": "halo", "hasMedia": false});
+        let first = json!({"id": "evt_01in", "event": "message", "session": "shop", "engine": "GOWS", "payload": payload});
+        // WAHA's retry (same event id) and a second event carrying the same message.
+        let second = json!({"id": "evt_02in", "event": "message", "session": "shop", "engine": "GOWS", "payload": payload});
+        for event in [&first, &first, &second] {
+            assert_eq!(ingest.post(event, Some(KEY)).await.0, 200);
+        }
+        let started = Instant::now();
+        loop {
+            let owed = ingest.db.query_i64("SELECT COUNT(*) FROM waha_events WHERE processed_at IS NULL");
+            let recorded = ingest.db.query_i64("SELECT COUNT(*) FROM waha_events");
+            if owed == 0 && recorded == 2 {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "{owed} of {recorded} events owed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(ingest.db.query_i64("SELECT COUNT(*) FROM inbound_messages"), 1);
+        assert_eq!(
+            ingest.db.query_i64("SELECT COUNT(*) FROM inbound_messages WHERE sender = '6281100000099' AND message = 'halo'"),
+            1
+        );
+    }
+
+    async fn an_ingest_killed_right_after_answering_loses_no_event() {
+        const EVENTS: usize = 40;
+        let db = seeded_database();
+        // EVENTS more sent messages, each acked once below.
+        for i in 0..EVENTS {
+            db.execute(&format!(
+                "INSERT INTO messages (device_id, session_id, is_queue, recipient, message_type, message, calendar_type, status, is_sent, provider_message_id, sent_at, status_updated_at, created_at, updated_at, due_at, attempts) \
+                 VALUES (1, 'shop', TRUE, '62811010010011', 'text', 'm{i}', 'masehi', 'sent', TRUE, 'true_62811010010011@c.us_KILL{i:04}', '2026-01-01 00:00:01', '2026-01-01 00:00:01', '2026-01-01 00:00:00', '2026-01-01 00:00:00', '2026-01-01 00:00:00', 1)"
+            ));
+        }
+        let client = reqwest::Client::new();
+        let first = IngestProcess::spawn(&db.url).await;
+        for i in 0..EVENTS {
+            let mut event = ack(&format!("evt_kill{i:04}"), 2, "GOWS");
+            event["payload"]["id"] = json!(format!("true_62811010010011@c.us_KILL{i:04}"));
+            let text = event.to_string();
+            let r = client
+                .post(&first.url)
+                .header("X-Webhook-Hmac", sign(&text, KEY))
+                .body(text)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+        // Killed the moment the last answer arrived: no shutdown, whatever it held is lost.
+        first.kill();
+        let recorded = db.query_i64("SELECT COUNT(*) FROM waha_events");
+        assert_eq!(recorded, EVENTS as i64, "every answered event was recorded before its answer");
+        let _second = IngestProcess::spawn(&db.url).await;
+        let started = Instant::now();
+        loop {
+            let delivered = db.query_i64("SELECT COUNT(*) FROM messages WHERE message LIKE 'm%' AND status = 'delivered'");
+            if delivered == EVENTS as i64 {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(40), "{delivered} of {EVENTS} applied after the restart");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(db.query_i64("SELECT COUNT(*) FROM waha_events WHERE processed_at IS NULL"), 0);
+        assert_eq!(db.query_i64("SELECT COUNT(*) FROM waha_events"), EVENTS as i64, "nothing recorded twice");
+    }
+}
+
+/// The real `webhook-ingest` binary on a free loopback port.
+struct IngestProcess {
+    child: std::process::Child,
+    url: String,
+}
+
+impl IngestProcess {
+    async fn spawn(database_url: &str) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_webhook-ingest"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("WAPIM_DATABASE__URL", database_url)
+            .env("WAPIM_DATABASE__CREATE_IF_MISSING", "false")
+            .env("WAPIM_DATABASE__POOL_MAX_SIZE", "4")
+            .env("WAPIM_HTTP__HOST", "127.0.0.1")
+            .env("WAPIM_HTTP__PORT", port.to_string())
+            .env("WAPIM_HTTP__WORKERS", "1")
+            .env("WAPIM_LOG__LEVEL", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .expect("the ingest binary starts");
+        let this = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}/api/v1/waha-webhook"),
+        };
+        let health = format!("http://127.0.0.1:{port}/health/live");
+        let started = Instant::now();
+        while reqwest::get(&health)
+            .await
+            .map(|r| r.status() != 200)
+            .unwrap_or(true)
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the ingest never answers"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        this
+    }
+
+    /// SIGKILL (Child::kill on Unix), then reap.
+    fn kill(mut self) {
+        self.child.kill().expect("killed");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for IngestProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
