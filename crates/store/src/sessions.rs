@@ -118,6 +118,9 @@ pub struct SessionTarget {
     pub owed_since: Option<NaiveDateTime>,
     /// Syncs that failed in a row before this one (for the backoff).
     pub failed_syncs: i32,
+    /// The events its integrator's webhook subscribes to (`webhook_options`, when
+    /// `webhook_status` is on; `None`: none or every event).
+    pub webhook_events: Option<Vec<String>>,
 }
 
 /// The target of a device's sync (`None` when there is no such device).
@@ -132,6 +135,7 @@ pub fn session_target(
         Option<String>,
         Option<NaiveDateTime>,
         i32,
+        (bool, Option<String>),
     );
     let row: Option<Row> = devices::table
         .find(device_id)
@@ -142,18 +146,24 @@ pub fn session_target(
             devices::webhook_hmac_key,
             devices::session_sync_due_at,
             devices::session_sync_attempts,
+            (devices::webhook_status, devices::webhook_options),
         ))
         .first(conn)
         .optional()?;
     Ok(row.map(
-        |(session_id, name, deleted_at, hmac_key, owed_since, failed_syncs)| SessionTarget {
-            device_id,
-            session_id,
-            name,
-            live: deleted_at.is_none(),
-            hmac_key,
-            owed_since,
-            failed_syncs,
+        |(session_id, name, deleted_at, hmac_key, owed_since, failed_syncs, (hooked, options))| {
+            SessionTarget {
+                webhook_events: options
+                    .filter(|_| hooked)
+                    .and_then(|o| serde_json::from_str::<Vec<String>>(&o).ok()),
+                device_id,
+                session_id,
+                name,
+                live: deleted_at.is_none(),
+                hmac_key,
+                owed_since,
+                failed_syncs,
+            }
         },
     ))
 }

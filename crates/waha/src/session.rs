@@ -16,6 +16,9 @@ pub struct SessionSpec {
     pub hmac_key: String,
     /// Who the session belongs to, as `metadata` (shown in WAHA's dashboard and in each event).
     pub metadata: Vec<(String, String)>,
+    /// Events the device's integrator subscribed to beyond [`SESSION_EVENTS`] (e.g.
+    /// `message.waiting`): WAHA posts them too, and the ingest forwards them.
+    pub extra_events: Vec<String>,
 }
 
 impl SessionSpec {
@@ -29,11 +32,17 @@ impl SessionSpec {
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.clone())))
             .collect();
+        let mut events: Vec<String> = SESSION_EVENTS.iter().map(|e| (*e).to_owned()).collect();
+        for extra in &self.extra_events {
+            if !events.contains(extra) {
+                events.push(extra.clone());
+            }
+        }
         json!({
             "metadata": metadata,
             "webhooks": [{
                 "url": self.webhook_url,
-                "events": SESSION_EVENTS,
+                "events": events,
                 "hmac": {"key": self.hmac_key},
                 "retries": {"policy": "exponential", "delaySeconds": 2, "attempts": 15},
             }],
@@ -66,7 +75,25 @@ mod tests {
             webhook_url: "http://127.0.0.1:8000/api/v1/waha-webhook".into(),
             hmac_key: "k".into(),
             metadata: vec![("wapim.device_id".into(), "7".into())],
+            extra_events: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_integrators_extra_events_are_subscribed_once_after_wapims_own() {
+        let spec = SessionSpec {
+            extra_events: vec!["message.waiting".into(), "message".into()],
+            ..spec()
+        };
+        assert_eq!(
+            spec.config()["webhooks"][0]["events"],
+            json!([
+                "message",
+                "message.ack",
+                "session.status",
+                "message.waiting"
+            ])
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use serde_json::Value;
 use wapim_domain::token::generate_secret_token;
 use wapim_domain::DeviceStatus;
 use wapim_store::sessions::{self, SessionTarget};
-use wapim_waha::{config_matches, SessionSpec, WahaError};
+use wapim_waha::{config_matches, SessionSpec, WahaError, SESSION_EVENTS};
 
 use crate::{blocking, now, DispatchError, Dispatcher, Outcome};
 
@@ -96,6 +96,14 @@ impl Dispatcher {
                 ("wapim.device_id".to_owned(), target.device_id.to_string()),
                 ("wapim.device_name".to_owned(), target.name.clone()),
             ],
+            // WAHA's own events the integrator asked for (Wapim's `device.*` are not WAHA's).
+            extra_events: target
+                .webhook_events
+                .iter()
+                .flatten()
+                .filter(|e| !e.starts_with("device.") && !SESSION_EVENTS.contains(&e.as_str()))
+                .cloned()
+                .collect(),
         }
         .config();
         let after = match current {

@@ -403,7 +403,17 @@ impl Processor {
             "message.ack" | "message.ack.group" => self.apply_ack(conn, &body, &payload, at),
             "session.status" => self.apply_session_status(conn, event, &body, &payload, at),
             "message" => self.apply_message(conn, event, &payload, prepared, at),
-            _ => Ok(Applied::Done),
+            // Anything else WAHA posts (the integrator subscribed the session to it, e.g.
+            // `message.waiting`) goes to the integrator's webhook as it came.
+            other => {
+                if let Some(device) =
+                    wapim_store::devices::find_live_by_session(conn, &event.session_id)?
+                {
+                    let data = serde_json::json!({ "device_id": device.id });
+                    webhooks::enqueue(conn, device.id, other, data, Some(&payload), at)?;
+                }
+                Ok(Applied::Done)
+            }
         }
     }
 

@@ -276,6 +276,28 @@ wapim_testkit::both_backends! {
         );
     }
 
+    async fn other_waha_events_reach_the_integrator_only_when_subscribed() {
+        let ingest = Ingest::start().await;
+        ingest.db.execute(
+            "UPDATE devices SET webhook_status = TRUE, webhook_url = 'http://127.0.0.1:9/hook', \
+             webhook_options = '[\"message.waiting\"]'",
+        );
+        for (id, event) in [("evt_01wait", "message.waiting"), ("evt_02react", "message.reaction")] {
+            let body = json!({"id": id, "event": event, "session": "shop", "engine": "WEBJS", "payload": {"id": "x"}});
+            assert_eq!(ingest.post(&body, Some(KEY)).await.0, 200);
+        }
+        let started = Instant::now();
+        while ingest.db.query_i64("SELECT COUNT(*) FROM waha_events WHERE processed_at IS NULL") > 0 {
+            assert!(started.elapsed() < Duration::from_secs(10));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(ingest.db.query_i64("SELECT COUNT(*) FROM webhook_deliveries"), 1);
+        assert_eq!(
+            ingest.db.query_i64("SELECT COUNT(*) FROM webhook_deliveries WHERE event = 'message.waiting'"),
+            1
+        );
+    }
+
     async fn an_ingest_killed_right_after_answering_loses_no_event() {
         const EVENTS: usize = 40;
         let db = seeded_database();
