@@ -2,10 +2,10 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-# Local defaults; any WAPIM_* variable set in the environment wins.
-export WAPIM_DATABASE__URL ?= postgres://postgres@127.0.0.1:5432/wapim
+# Defaults come from config/default.toml (config/embedded.toml for `wapim`); any WAPIM_*
+# variable set in the environment wins.
 
-.PHONY: help services build run dispatcher ingest migrate test lint fmt bench-api bench-pipeline chaos replay-dlq clean
+.PHONY: help services build run demo gateway dispatcher ingest migrate test lint fmt bench-api bench-pipeline bench-ingest chaos replay-dlq clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -16,9 +16,14 @@ services: ## Install/start what Wapim needs locally (libpq, PostgreSQL, cargo-ne
 build: ## Build every binary
 	cargo build --workspace --bins
 
-run: ## Run the gateway on :8000 (prints a fresh operator token unless WAPIM_AUTH__ADMIN_TOKEN is set)
-	@case "$$WAPIM_DATABASE__URL" in sqlite://*) ;; *) bash .ci/services.sh ;; esac
-	@cargo build -p wapim-gateway --bin gateway
+run: ## Run `wapim`: API, ingest and dispatcher in one process on ./wapim.db (nothing else to install)
+	cargo run -q -p wapim --bin wapim
+
+demo: ## `wapim --demo`: also a WAHA simulator and a demo device, with curl lines to try
+	cargo run -q -p wapim --bin wapim -- --demo
+
+gateway: services ## Run the REST gateway alone on PostgreSQL + RabbitMQ (prints an operator token unless WAPIM_AUTH__ADMIN_TOKEN is set)
+	@cargo build -q -p wapim-gateway --bin gateway
 	@if [ -z "$$WAPIM_AUTH__ADMIN_TOKEN" ]; then \
 	  export WAPIM_AUTH__ADMIN_TOKEN=$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'); \
 	  echo "Operator token for this run (Authorization: Bearer ...): $$WAPIM_AUTH__ADMIN_TOKEN"; \
@@ -33,6 +38,9 @@ ingest: services ## Run the webhook ingest (WAHA's events at :8001/api/v1/waha-w
 
 bench-pipeline: services ## Send path end to end (accept → WAHA simulator) beside RabbitMQ alone
 	cargo bench -p wapim-dispatcher --bench pipeline
+
+bench-ingest: services ## Webhook ingest: signed message.ack events answered and applied, beside pgbench's UPDATE
+	cargo bench -p wapim-webhook-ingest --bench ingest
 
 chaos: services ## Soak: 10,000 messages through faults, dispatcher SIGKILLs, RabbitMQ and PostgreSQL restarts (restarts shared servers: run alone)
 	cargo build -q -p wapim-dispatcher --bins --examples

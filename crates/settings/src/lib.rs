@@ -10,6 +10,11 @@ use serde::Deserialize;
 /// The defaults, compiled in so a binary runs from any directory.
 pub const DEFAULTS_TOML: &str = include_str!("../../../config/default.toml");
 
+/// The single binary's defaults over [`DEFAULTS_TOML`]: one SQLite file and the in-process
+/// queue, so it runs with nothing else installed (`WAPIM_DATABASE__URL=postgres://…` and
+/// `WAPIM_AMQP__URL=amqp://…` switch to the distributed parts).
+pub const EMBEDDED_DEFAULTS_TOML: &str = include_str!("../../../config/embedded.toml");
+
 /// A setting that is missing or unusable; `Display` is the one line an operator reads.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -310,12 +315,25 @@ impl Settings {
     pub fn load_from(
         vars: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, SettingsError> {
+        Self::load_layered(None, vars)
+    }
+
+    /// Like [`Settings::load_from`], with `defaults` (TOML) layered over the compiled-in
+    /// defaults, under the file and the environment: the single binary's embedded defaults
+    /// ([`EMBEDDED_DEFAULTS_TOML`]) that any setting still overrides.
+    pub fn load_layered(
+        defaults: Option<&str>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
         let vars: std::collections::HashMap<String, String> = vars
             .into_iter()
             .filter(|(k, _)| k.starts_with("WAPIM_"))
             .collect();
         let mut builder =
             Config::builder().add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml));
+        if let Some(defaults) = defaults {
+            builder = builder.add_source(File::from_str(defaults, FileFormat::Toml));
+        }
         if let Some(path) = vars.get("WAPIM_CONFIG_FILE") {
             builder = builder.add_source(File::with_name(path).required(true));
         }

@@ -212,6 +212,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    instance_settings (name) {
+        name -> Text,
+        value -> Text,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(messages -> devices (device_id));
 diesel::joinable!(inbound_messages -> devices (device_id));
 diesel::joinable!(conversations -> devices (device_id));
@@ -229,5 +237,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     inbound_messages,
     conversations,
     webhook_deliveries,
-    webhook_attempts
+    webhook_attempts,
+    instance_settings
 );

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use actix_web::{dev::Payload, web, FromRequest, HttpRequest};
 use wapim_app::credentials::verify_device;
 use wapim_app::Actor;
-use wapim_domain::token::secrets_equal;
+use wapim_domain::token::token_matches;
 use wapim_domain::SecretString;
 use wapim_web::ApiError;
 
@@ -73,7 +73,7 @@ async fn authenticate(
     match presented? {
         Presented::Operator(token) => {
             use wapim_domain::ExposeSecret;
-            if secrets_equal(token.expose_secret(), &state.admin_token) {
+            if token_matches(token.expose_secret(), &state.operator_token_hash) {
                 Ok(Authenticated(Actor::Operator))
             } else {
                 Err(ApiError::Unauthenticated)

@@ -11,6 +11,7 @@ pub mod state;
 pub mod views;
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::Server;
@@ -61,12 +62,40 @@ pub async fn prepare_database(db: &wapim_settings::DatabaseSettings) -> Result<D
     Ok(wapim_web::db::prepare(db).await?)
 }
 
+/// Routes another component serves on the gateway's port (the single binary's webhook ingest),
+/// registered before the gateway's own.
+pub type ExtraRoutes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+/// What a caller may decide beyond the settings.
+#[derive(Default, Clone)]
+pub struct GatewayOptions {
+    /// SHA-256 (hex) of the operator token, when the caller holds it (the single binary keeps
+    /// only the hash of the token it generated); `None`: `WAPIM_AUTH__ADMIN_TOKEN`.
+    pub operator_token_hash: Option<String>,
+    /// More routes on the same server.
+    pub extra_routes: Option<ExtraRoutes>,
+}
+
 impl Application {
     /// Checks settings and builds the server on `listener` (inside a tokio runtime: it starts
     /// the message writer) over `db` (see [`prepare_database`]).
     pub fn build(settings: &Settings, db: Db, listener: TcpListener) -> Result<Self, StartupError> {
+        Self::build_with(settings, db, listener, GatewayOptions::default())
+    }
+
+    /// [`Self::build`] with an operator token hash and routes of the caller's.
+    pub fn build_with(
+        settings: &Settings,
+        db: Db,
+        listener: TcpListener,
+        options: GatewayOptions,
+    ) -> Result<Self, StartupError> {
         let validation = validation_context(settings)?;
-        let admin_token = settings.require_admin_token()?.to_owned();
+        let operator_token_hash = match options.operator_token_hash {
+            Some(hash) => hash,
+            None => wapim_domain::token::hash_token(settings.require_admin_token()?),
+        };
+        let extra_routes = options.extra_routes;
         let public_url = Some(settings.http.public_url.trim().to_owned()).filter(|u| !u.is_empty());
         let queued = db.pool().max_size() as usize + settings.database.max_queued_requests;
         let api_key = Some(settings.waha.api_key.clone()).filter(|k| !k.is_empty());
@@ -97,7 +126,7 @@ impl Application {
         let state = web::Data::new(AppState {
             db: db.clone(),
             intake: Intake::start(db.pool().clone(), INTAKE_MAX_BATCH, queued),
-            admin_token,
+            operator_token_hash,
             credentials: CredentialCache::new(
                 Duration::from_secs(settings.auth.credential_cache_secs),
                 100_000,
@@ -131,10 +160,12 @@ impl Application {
         let db = web::Data::new(db);
         let port = listener.local_addr()?.port();
         let server = wapim_web::server::serve(listener, settings.http.workers, move || {
-            App::new()
-                .app_data(state.clone())
-                .app_data(db.clone())
-                .service(web::scope("/api").configure(api_routes))
+            let mut app = App::new().app_data(state.clone()).app_data(db.clone());
+            if let Some(extra) = &extra_routes {
+                let extra = extra.clone();
+                app = app.configure(move |cfg| extra(cfg));
+            }
+            app.service(web::scope("/api").configure(api_routes))
                 .configure(health::routes)
                 .default_service(web::to(route_not_found))
         })?;

@@ -32,8 +32,9 @@ pub struct AppState {
     pub db: Db,
     /// Writes concurrent accepts of devices' own messages together (group commit).
     pub intake: Intake,
-    /// The operator token (never logged: no Debug on this struct).
-    pub admin_token: String,
+    /// SHA-256 (hex) of the operator token: the configured one, or the one `wapim` generated
+    /// and stored (only its hash is kept). Never logged: no Debug on this struct.
+    pub operator_token_hash: String,
     /// Recently verified device credentials.
     pub credentials: CredentialCache,
     /// What a device does not set itself (its read shows its sending state by them).

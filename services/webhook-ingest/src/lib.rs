@@ -112,10 +112,16 @@ pub struct Application {
     server: Server,
 }
 
-impl Application {
-    /// Builds the ingest on `listener` over `db` and starts its processor (inside a tokio
-    /// runtime).
-    pub fn build(settings: &Settings, db: Db, listener: TcpListener) -> Result<Self, StartupError> {
+/// The ingest's endpoint and processor, to serve on a server of the caller's (the single
+/// binary's port) or on its own ([`Application`]).
+#[derive(Clone)]
+pub struct IngestService {
+    state: web::Data<IngestState>,
+}
+
+impl IngestService {
+    /// Starts the processor (inside a tokio runtime) over `db`.
+    pub fn start(settings: &Settings, db: Db) -> Result<Self, StartupError> {
         let wake = Arc::new(Notify::new());
         let api_key = Some(settings.waha.api_key.clone()).filter(|k| !k.is_empty());
         let timeout = Duration::from_secs(settings.waha.request_timeout_secs.max(1));
@@ -142,22 +148,34 @@ impl Application {
                 .then(|| TimeDelta::days(i64::from(settings.ingest.keep_days))),
         };
         tokio::spawn(processor.run());
-        let state = web::Data::new(IngestState {
-            db: db.clone(),
-            wake,
-        });
+        Ok(Self {
+            state: web::Data::new(IngestState { db, wake }),
+        })
+    }
+
+    /// Registers `POST /api/v1/waha-webhook` (with its own state and body limit).
+    pub fn configure(&self, cfg: &mut web::ServiceConfig) {
+        cfg.service(
+            web::resource("/api/v1/waha-webhook")
+                .app_data(self.state.clone())
+                .app_data(web::PayloadConfig::new(MAX_EVENT_BYTES))
+                .route(web::post().to(receive))
+                .default_service(web::to(method_not_allowed)),
+        );
+    }
+}
+
+impl Application {
+    /// Builds the ingest on `listener` over `db` and starts its processor (inside a tokio
+    /// runtime).
+    pub fn build(settings: &Settings, db: Db, listener: TcpListener) -> Result<Self, StartupError> {
+        let ingest = IngestService::start(settings, db.clone())?;
         let db = web::Data::new(db);
         let port = listener.local_addr()?.port();
         let server = wapim_web::server::serve(listener, settings.http.workers, move || {
             App::new()
-                .app_data(state.clone())
                 .app_data(db.clone())
-                .app_data(web::PayloadConfig::new(MAX_EVENT_BYTES))
-                .service(
-                    web::resource("/api/v1/waha-webhook")
-                        .route(web::post().to(receive))
-                        .default_service(web::to(method_not_allowed)),
-                )
+                .configure(|cfg| ingest.configure(cfg))
                 .configure(health::routes)
                 .default_service(web::to(route_not_found))
         })?;

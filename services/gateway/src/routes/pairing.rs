@@ -24,11 +24,12 @@ const LINK_LIFETIME_SECS: i64 = 600;
 /// Seconds between the page's refreshes.
 const REFRESH_SECS: u32 = 4;
 
-/// The MAC of a pairing link, under a key derived from the operator token (so the token itself
-/// never signs anything a browser sees). `None` never happens (HMAC takes keys of any length).
-fn link_mac(admin_token: &str, device_id: i64, expiry: i64) -> Option<Hmac<Sha256>> {
+/// The MAC of a pairing link, under a key derived from the operator token's hash (a secret only
+/// the server holds; the token itself never signs anything a browser sees). `None` never happens
+/// (HMAC takes keys of any length).
+fn link_mac(operator_secret: &str, device_id: i64, expiry: i64) -> Option<Hmac<Sha256>> {
     let mut key = Hmac::<Sha256>::new_from_slice(b"wapim pairing link key").ok()?;
-    key.update(admin_token.as_bytes());
+    key.update(operator_secret.as_bytes());
     let derived = key.finalize().into_bytes();
     let mut mac = Hmac::<Sha256>::new_from_slice(&derived).ok()?;
     mac.update(format!("{device_id}:{expiry}").as_bytes());
@@ -134,7 +135,7 @@ pub async fn qr(
     let given = query_value(&req, "pairing");
     let linked = given
         .as_deref()
-        .is_some_and(|p| link_is_valid(&state.admin_token, id, p, now));
+        .is_some_and(|p| link_is_valid(&state.operator_token_hash, id, p, now));
     // A valid link stands for the operator, for this one device's page only.
     let actor = match (linked, auth) {
         (true, _) => Actor::Operator,
@@ -155,7 +156,7 @@ pub async fn qr(
     // leaked stops working within 10 minutes); one opened with credentials gets a fresh one.
     let link = match (linked, given) {
         (true, Some(given)) => given,
-        _ => pairing_link(&state.admin_token, id, now).unwrap_or_default(),
+        _ => pairing_link(&state.operator_token_hash, id, now).unwrap_or_default(),
     };
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")

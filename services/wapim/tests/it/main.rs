@@ -1,0 +1,308 @@
+//! The `wapim` binary as users run it, on both set-ups from one body: SQLite with the in-process
+//! queue (the default, nothing else installed) and PostgreSQL with RabbitMQ (configuration only).
+//! A real process on a real port, the WAHA simulator acking every send, and `kill -9`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use wapim_testkit::{TestBackend, TestDatabase};
+use wapim_waha_sim::{Faults, SimConfig, SimHandle};
+
+/// One `wapim` process and what it printed.
+struct Process {
+    child: Child,
+    base: String,
+    lines: mpsc::Receiver<String>,
+}
+
+/// What a test's processes share: the database, the queue and the simulator.
+struct Setup {
+    db: TestDatabase,
+    amqp_url: String,
+    prefix: String,
+    sim: SimHandle,
+    port: u16,
+    client: reqwest::Client,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let db = TestDatabase::create();
+        let sim = wapim_waha_sim::start(
+            SimConfig {
+                acks: true,
+                ack_delay: Duration::from_millis(30),
+                ..SimConfig::default()
+            },
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+        )
+        .await
+        .unwrap();
+        let amqp_url = match db.backend {
+            TestBackend::Sqlite => "memory://".to_owned(),
+            TestBackend::Postgres => std::env::var("WAPIM_TEST_AMQP_URL")
+                .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()),
+        };
+        let prefix = format!("t_{}.", &wapim_domain::token::generate_secret_token()[..20]);
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Self {
+            db,
+            amqp_url,
+            prefix,
+            sim,
+            port,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Starts `wapim` (with `admin_token`, or none: it generates one) and waits until it answers.
+    async fn spawn(&self, admin_token: Option<&str>) -> Process {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wapim"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("WAPIM_DATABASE__URL", &self.db.url)
+            .env("WAPIM_DATABASE__CREATE_IF_MISSING", "false")
+            .env("WAPIM_AMQP__URL", &self.amqp_url)
+            .env("WAPIM_AMQP__PREFIX", &self.prefix)
+            .env("WAPIM_HTTP__PORT", self.port.to_string())
+            .env("WAPIM_WAHA__URL", self.sim.base_url())
+            .env("WAPIM_PACING__MIN_INTERVAL_MS", "0")
+            .env("WAPIM_PACING__JITTER_MS", "0")
+            .env("WAPIM_DISPATCHER__SWEEP_SECS", "1")
+            .env("WAPIM_DISPATCHER__LEASE_SECS", "20")
+            .env("WAPIM_LOG__LEVEL", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(token) = admin_token {
+            command.env("WAPIM_AUTH__ADMIN_TOKEN", token);
+        }
+        let mut child = command.spawn().expect("wapim starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let base = format!("http://127.0.0.1:{}", self.port);
+        let started = Instant::now();
+        while reqwest::get(format!("{base}/health/ready"))
+            .await
+            .map(|r| r.status() != 200)
+            .unwrap_or(true)
+        {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "wapim never answers"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Process { child, base, lines }
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        if self.amqp_url.starts_with("memory") {
+            return;
+        }
+        let config = wapim_broker::BrokerConfig {
+            url: self.amqp_url.clone(),
+            prefix: self.prefix.clone(),
+            prefetch: 1,
+            delivery_limit: 10,
+        };
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(broker) = wapim_broker::Broker::connect(&config).await {
+                    let _ = broker.delete_topology().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+impl Process {
+    /// The printed line starting with `prefix` (waits a little for it).
+    fn printed(&self, prefix: &str) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if let Some(rest) = line.trim().strip_prefix(prefix) {
+                return Some(rest.trim().to_owned());
+            }
+        }
+        None
+    }
+
+    fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = client.request(method, url).bearer_auth(token);
+    if let Some(body) = body {
+        r = r.json(&body);
+    }
+    let r = r.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// Registers a device and logs its session in on the simulator once the dispatcher created it.
+async fn paired_device(s: &Setup, p: &Process, token: &str) -> (String, String) {
+    let (status, made) = call(
+        &s.client,
+        reqwest::Method::POST,
+        format!("{}/api/devices", p.base),
+        token,
+        Some(json!({"name": "Shop", "phone_number": "0811010010010"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{made}");
+    let session = made["data"]["session_id"].as_str().unwrap().to_owned();
+    let started = Instant::now();
+    while !s.sim.login(&session) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the session is never created on WAHA"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (
+        session,
+        made["data"]["secret_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn wait_for_status(s: &Setup, base: &str, token: &str, id: i64, status: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let (_, m) = call(
+            &s.client,
+            reqwest::Method::GET,
+            format!("{base}/api/messages/{id}"),
+            token,
+            None,
+        )
+        .await;
+        if m["data"]["status"] == status {
+            return m["data"].clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "message {id} never {status}: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+wapim_testkit::both_backends! {
+    async fn wapim_starts_with_a_generated_operator_token_and_a_message_goes_pending_to_read() {
+        let s = Setup::new().await;
+        let p = s.spawn(None).await;
+        let token = p.printed("Operator token (shown once, only its hash is kept):").expect("a token is printed at the first start");
+        let (session, secret) = paired_device(&s, &p, &token).await;
+        let r = s.client.post(format!("{}/api/messages", p.base))
+            .header("X-Session-Id", &session).header("X-Session-Secret-Token", &secret)
+            .json(&json!({"recipient": "0811010010011", "message_type": "text", "message": "one process"}))
+            .send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let id = r.json::<Value>().await.unwrap()["data"]["id"].as_i64().unwrap();
+        let m = wait_for_status(&s, &p.base, &token, id, "read").await;
+        assert!(m["delivered_at"].is_string() && m["read_at"].is_string(), "{m}");
+        // The ingest answers on the same port.
+        let r = s.client.post(format!("{}/api/v1/waha-webhook", p.base)).body("{}").send().await.unwrap();
+        assert_eq!(r.status(), 422);
+        // Restarted, it keeps the token it generated (only its hash) and prints none.
+        p.kill();
+        let again = s.spawn(None).await;
+        assert_eq!(again.printed("Operator token (shown once"), None);
+        let (status, _) = call(&s.client, reqwest::Method::GET, format!("{}/api/devices", again.base), &token, None).await;
+        assert_eq!(status, 200);
+        let (status, _) = call(&s.client, reqwest::Method::GET, format!("{}/api/devices", again.base), "0123456789abcdef0123456789abcdef", None).await;
+        assert_eq!(status, 401);
+    }
+
+    async fn wapim_killed_with_messages_in_flight_loses_none_and_sends_none_twice() {
+        let s = Setup::new().await;
+        let token = wapim_domain::token::generate_secret_token();
+        let p = s.spawn(Some(&token)).await;
+        let (session, secret) = paired_device(&s, &p, &token).await;
+        // Paced, slow sends: one in flight, the rest queued or held, when the process dies.
+        let (status, body) = call(&s.client, reqwest::Method::PATCH, format!("{}/api/devices/1", p.base), &token, Some(json!({"pacing_min_interval_ms": 100, "pacing_jitter_ms": 0}))).await;
+        assert_eq!(status, 200, "{body}");
+        s.sim.set_faults(Faults { latency: Duration::from_millis(300), ..Faults::default() });
+        let texts: Vec<String> = (0..20).map(|i| format!("survivor {i}")).collect();
+        let items: Vec<Value> = texts.iter().map(|t| json!({"recipient": "0811010010011", "message_type": "text", "message": t})).collect();
+        let r = s.client.post(format!("{}/api/messages-batch", p.base))
+            .header("X-Session-Id", &session).header("X-Session-Secret-Token", &secret)
+            .json(&json!({"items": items})).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let started = Instant::now();
+        while s.sim.send_count() < 3 {
+            assert!(started.elapsed() < Duration::from_secs(30), "nothing is sent");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        p.kill();
+        let before = s.sim.send_count();
+        assert!(before < texts.len(), "killed before the end ({before} sent)");
+        s.sim.set_faults(Faults::default());
+        let again = s.spawn(Some(&token)).await;
+        let started = Instant::now();
+        loop {
+            let sends = s.sim.sends();
+            let done = texts.iter().all(|t| sends.iter().any(|x| x.body["text"] == t.as_str()));
+            if done {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(60), "{} of {} sent after the restart", sends.len(), texts.len());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Every message is acked read: nothing is left to send, so the count is final.
+        let started = Instant::now();
+        loop {
+            let (_, read) = call(&s.client, reqwest::Method::GET, format!("{}/api/messages?status=read&per_page=1", again.base), &token, None).await;
+            if read["data"]["meta"]["total"] == texts.len() {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "{read}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let sends = s.sim.sends();
+        for t in &texts {
+            assert_eq!(sends.iter().filter(|x| x.body["text"] == t.as_str()).count(), 1, "{t} sent once: {sends:?}");
+        }
+    }
+}
