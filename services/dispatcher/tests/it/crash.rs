@@ -21,7 +21,7 @@ pub fn sigkill(mut child: Child) {
 
 wapim_testkit::both_backends! {
     async fn a_dispatcher_killed_mid_send_loses_nothing_and_sends_nothing_twice() {
-        let p = Pipeline::start_with(Options { run_dispatcher: false, ..Options::default() }).await;
+        let p = Pipeline::start_with(Options { run_dispatcher: false, ..Options::rabbitmq() }).await;
         p.sim.set_faults(Faults { latency: Duration::from_secs(2), ..Faults::default() });
         let id = p.text("survive the crash").await;
         let first = dispatcher_process(&p, 4);
@@ -42,7 +42,7 @@ wapim_testkit::both_backends! {
     }
 
     async fn a_dispatcher_killed_before_waha_answers_a_failing_send_retries_once_it_is_back() {
-        let p = Pipeline::start_with(Options { run_dispatcher: false, ..Options::default() }).await;
+        let p = Pipeline::start_with(Options { run_dispatcher: false, ..Options::rabbitmq() }).await;
         // WAHA is slow and then refuses with a 5xx: nothing was sent, so the reconciled message
         // must be sent again, once.
         p.sim.set_faults(Faults { latency: Duration::from_secs(2), error_rate: 1.0, seed: 1, ..Faults::default() });

@@ -143,10 +143,22 @@ impl Default for Options {
             dispatcher: test_dispatcher_settings(),
             run_dispatcher: true,
             run_relay: true,
-            memory_queue: false,
             amqp_url: None,
             ingest: false,
             conversation_silence_secs: 86_400,
+            // The two set-ups: PostgreSQL with RabbitMQ, SQLite with the in-process queue.
+            memory_queue: wapim_testkit::backend() == wapim_testkit::TestBackend::Sqlite,
+        }
+    }
+}
+
+impl Options {
+    /// RabbitMQ on either backend: for tests of several dispatcher processes or of the broker
+    /// itself (the in-process queue lives in one process).
+    pub fn rabbitmq() -> Self {
+        Self {
+            memory_queue: false,
+            ..Self::default()
         }
     }
 }
@@ -225,8 +237,9 @@ impl Pipeline {
             WEBHOOK_URL.to_owned()
         };
         let broker_url = options.amqp_url.clone().unwrap_or_else(amqp_url);
+        let memory_queue = options.memory_queue && options.amqp_url.is_none();
         let broker = Broker::connect(&BrokerConfig {
-            url: if options.memory_queue {
+            url: if memory_queue {
                 "memory://".to_owned()
             } else {
                 broker_url.clone()
@@ -254,7 +267,7 @@ impl Pipeline {
         sim.ensure_session("wapi-test", options.engine, SessionStatus::Working);
 
         let pipeline = Self {
-            memory_queue: options.memory_queue,
+            memory_queue,
             amqp_url: broker_url,
             db,
             pool,

@@ -14,7 +14,7 @@ const INTERVAL: Duration = Duration::from_millis(700);
 
 wapim_testkit::both_backends! {
     async fn two_dispatcher_processes_never_send_one_device_closer_than_its_interval() {
-        let p = Pipeline::start_with(Options { run_dispatcher: false, ..Options::default() }).await;
+        let p = Pipeline::start_with(Options { run_dispatcher: false, ..Options::rabbitmq() }).await;
         let texts: Vec<String> = (0..6).map(|i| format!("paced {i}")).collect();
         p.batch_as("wapi-test", &p.device_token, &texts).await;
         let ms = INTERVAL.as_millis() as u64;
@@ -35,7 +35,7 @@ wapim_testkit::both_backends! {
     }
 
     async fn a_throttled_device_does_not_delay_another_devices_first_send() {
-        let p = Pipeline::start_with(Options { run_dispatcher: false, ..Options::default() }).await;
+        let p = Pipeline::start_with(Options { run_dispatcher: false, ..Options::rabbitmq() }).await;
         let pacing = PacingSettings { min_interval_ms: 1000, jitter_ms: 0 };
         let d = p.paced_dispatcher(test_dispatcher_settings(), pacing.clone());
         tokio::spawn(async move { d.run("paced-a").await });
@@ -76,7 +76,7 @@ wapim_testkit::both_backends! {
     }
 
     async fn a_device_paces_by_its_own_settings_over_the_servers() {
-        let p = Pipeline::start_with(Options { run_dispatcher: false, ..Options::default() }).await;
+        let p = Pipeline::start_with(Options { run_dispatcher: false, ..Options::rabbitmq() }).await;
         // The server's default is a minute: the pipeline's own device sends one and waits.
         let d = p.paced_dispatcher(test_dispatcher_settings(), PacingSettings { min_interval_ms: 60_000, jitter_ms: 0 });
         tokio::spawn(async move { d.run("paced-own").await });
@@ -96,7 +96,7 @@ wapim_testkit::both_backends! {
     }
 
     async fn immediate_sends_skip_pacing_and_the_next_queued_one_keeps_its_gap_after_them() {
-        let p = Pipeline::start_with(Options { run_dispatcher: false, ..Options::default() }).await;
+        let p = Pipeline::start_with(Options { run_dispatcher: false, ..Options::rabbitmq() }).await;
         let d = p.paced_dispatcher(test_dispatcher_settings(), PacingSettings { min_interval_ms: 60_000, jitter_ms: 0 });
         tokio::spawn(async move { d.run("paced-immediate").await });
         for text in ["now 1", "now 2", "now 3"] {

@@ -351,7 +351,7 @@ wapim_testkit::both_backends! {
         let url = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port);
         // The pipeline's own broker (dispatcher) goes straight to RabbitMQ; the gateway's relay
         // goes through the proxy, which is down: the gateway cannot publish at all.
-        let p = Pipeline::start_with(Options { run_relay: false, ..Options::default() }).await;
+        let p = Pipeline::start_with(Options { run_relay: false, ..Options::rabbitmq() }).await;
         proxy.set_down(true);
         tokio::spawn(wapim_app::relay::connect_and_run(
             p.pool.clone(),
