@@ -306,3 +306,75 @@ wapim_testkit::both_backends! {
         }
     }
 }
+
+/// `wapim --demo` as the README tells a newcomer to run it: the printed curl lines work and the
+/// message reaches `read` (one database-free set-up: the demo always runs embedded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_prints_working_curl_lines_and_its_message_reaches_read() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wapim"))
+        .arg("--demo")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("WAPIM_HTTP__PORT", port.to_string())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("wapim --demo starts");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let process = Process {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        lines,
+    };
+    let token = process
+        .printed("Operator token (this demo run):")
+        .expect("the demo prints its token");
+    let send = std::iter::from_fn(|| process.printed("curl -s -X POST http://127.0.0.1"))
+        .find(|l| l.contains("/api/messages"))
+        .expect("a send line");
+    let header = |name: &str| {
+        let start = send.find(&format!("{name}: ")).unwrap() + name.len() + 2;
+        send[start..].split('\'').next().unwrap().to_owned()
+    };
+    let (session, secret) = (header("X-Session-Id"), header("X-Session-Secret-Token"));
+    let client = reqwest::Client::new();
+    // The simulated phone scans the QR code by itself; until then the message is held.
+    let r = client.post(format!("{}/api/messages", process.base))
+        .header("X-Session-Id", &session).header("X-Session-Secret-Token", &secret)
+        .json(&json!({"recipient": "0811000000002", "message_type": "text", "message": "Hello from Wapim"}))
+        .send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.json::<Value>().await.unwrap()["data"]["id"]
+        .as_i64()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let (_, m) = call(
+            &client,
+            reqwest::Method::GET,
+            format!("{}/api/messages/{id}", process.base),
+            &token,
+            None,
+        )
+        .await;
+        if m["data"]["status"] == "read" {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not read within a minute: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
