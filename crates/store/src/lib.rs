@@ -279,6 +279,16 @@ pub fn run_migrations(conn: &mut DbConn) -> Result<usize, StoreError> {
     }
 }
 
+/// How many of this build's migrations the database has not applied (readiness: a process must
+/// not serve a schema older than its code).
+pub fn pending_migrations(conn: &mut DbConn) -> Result<usize, StoreError> {
+    let pending = match conn {
+        DbConn::Pg(pg) => pg.pending_migrations(PG_MIGRATIONS).map(|v| v.len()),
+        DbConn::Sqlite(lite) => lite.pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+    };
+    pending.map_err(|e| StoreError::Migration(e.to_string()))
+}
+
 /// Creates the database named in `url` when it does not exist: on PostgreSQL by connecting to
 /// the server's `postgres` database; a SQLite file is created when first opened (its directory
 /// must exist). backend-specific.

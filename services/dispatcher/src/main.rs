@@ -97,9 +97,11 @@ async fn main() -> ExitCode {
         pool.clone(),
         settings.database.max_queued_requests,
     ));
+    let broker_health = web::Data::new(wapim_web::health::BrokerHealth(broker.clone()));
     let server = match wapim_web::server::serve(listener, 1, move || {
         App::new()
             .app_data(health_db.clone())
+            .app_data(broker_health.clone())
             .configure(wapim_web::health::routes)
             .default_service(web::to(wapim_web::route_not_found))
     }) {

@@ -122,6 +122,8 @@ impl Wapim {
             var: "WAPIM_WAHA__URL",
             reason: e.to_string(),
         })?;
+        let broker_health =
+            actix_web::web::Data::new(wapim_web::health::BrokerHealth(broker.clone()));
         let dispatcher = Dispatcher::new(
             pool.clone(),
             broker,
@@ -149,7 +151,10 @@ impl Wapim {
             listener,
             wapim_gateway::GatewayOptions {
                 operator_token_hash: Some(operator_token_hash),
-                extra_routes: Some(Arc::new(move |cfg| ingest.configure(cfg))),
+                extra_routes: Some(Arc::new(move |cfg| {
+                    cfg.app_data(broker_health.clone());
+                    ingest.configure(cfg);
+                })),
             },
         )
         .map_err(|e| StartupError::Component(format!("gateway: {e}")))?;

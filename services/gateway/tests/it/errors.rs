@@ -131,9 +131,21 @@ wapim_testkit::both_backends! {
 
     async fn health_reports_the_database() {
         let app = spawn_app().await;
-        let r = app.get("/health/ready", &As::Nobody).await;
-        assert_eq!(r.status, 200);
-        assert_eq!(r.body["data"]["database"], "up");
+        for path in ["/health/ready", "/readyz"] {
+            let r = app.get(path, &As::Nobody).await;
+            assert_eq!(r.status, 200, "{path}: {}", r.text);
+            assert_eq!(r.body["data"]["database"], "up");
+            assert_eq!(r.body["data"]["migrations"], "applied");
+            assert_eq!(r.body["data"]["broker"], "not used", "the gateway accepts while the broker is away");
+        }
+        for path in ["/health/live", "/healthz"] {
+            assert_eq!(app.get(path, &As::Nobody).await.status, 200, "{path}");
+        }
+        // A schema older than the code is not ready: 503 saying so.
+        app.sql("DELETE FROM __diesel_schema_migrations WHERE version = (SELECT MAX(version) FROM __diesel_schema_migrations)");
+        let r = app.get("/readyz", &As::Nobody).await;
+        assert_eq!(r.status, 503, "{}", r.text);
+        assert_eq!(r.body["data"]["migrations"], "1 pending");
     }
 
     async fn nul_characters_are_refused_not_crashed_on() {

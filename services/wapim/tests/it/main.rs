@@ -242,6 +242,9 @@ wapim_testkit::both_backends! {
         let id = r.json::<Value>().await.unwrap()["data"]["id"].as_i64().unwrap();
         let m = wait_for_status(&s, &p.base, &token, id, "read").await;
         assert!(m["delivered_at"].is_string() && m["read_at"].is_string(), "{m}");
+        // Ready: database, schema and queue.
+        let r: Value = s.client.get(format!("{}/readyz", p.base)).send().await.unwrap().json().await.unwrap();
+        assert_eq!(r["data"]["broker"], "up", "{r}");
         // The ingest answers on the same port.
         let r = s.client.post(format!("{}/api/v1/waha-webhook", p.base)).body("{}").send().await.unwrap();
         assert_eq!(r.status(), 422);
