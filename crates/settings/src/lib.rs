@@ -214,6 +214,8 @@ pub struct DispatcherSettings {
     pub pause_probe_secs: u64,
     /// Seconds between sweeps for claims whose dispatcher died.
     pub sweep_secs: u64,
+    /// On SIGTERM, how long the jobs in hand may take to finish before the process exits.
+    pub shutdown_grace_secs: u64,
 }
 
 /// `[database]`: where and how to connect.

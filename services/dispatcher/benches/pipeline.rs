@@ -271,6 +271,7 @@ async fn main() {
         hold_secs: 1,
         pause_probe_secs: 300,
         sweep_secs: 10,
+        shutdown_grace_secs: 5,
     };
     for i in 0..2 {
         let d = Dispatcher::new(

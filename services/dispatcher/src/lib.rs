@@ -175,21 +175,52 @@ impl Dispatcher {
     /// Consumes jobs until the consumer ends, handling up to `prefetch` at once; reconnects the
     /// consumer when its channel dies. Never returns unless the broker is gone for good.
     pub async fn run(self, consumer_tag: &str) {
+        self.run_until(consumer_tag, std::future::pending(), Duration::ZERO)
+            .await;
+    }
+
+    /// [`Self::run`] until `stop` completes (e.g. SIGTERM); then it takes no new job, lets the
+    /// jobs in hand finish for up to `deadline` (each records its outcome and acks), and
+    /// returns; jobs prefetched but not started go back to the queue when the consumer is
+    /// dropped, and a job still running at the deadline is given back by the broker when the
+    /// process exits (its claim makes the redelivery harmless). Returns whether everything in
+    /// hand finished in time.
+    pub async fn run_until(
+        self,
+        consumer_tag: &str,
+        stop: impl std::future::Future<Output = ()>,
+        deadline: Duration,
+    ) -> bool {
+        tokio::pin!(stop);
         let sweeper = self.clone();
-        tokio::spawn(async move { sweeper.sweep_forever().await });
-        loop {
-            let mut consumer = match self.broker.consumer(consumer_tag).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot consume yet; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
+        let sweeping = tokio::spawn(async move { sweeper.sweep_forever().await });
+        let slots = u32::from(self.settings.prefetch.max(1));
+        let limit = Arc::new(tokio::sync::Semaphore::new(slots as usize));
+        // Kept until the jobs in hand are done: dropping it would return them to the queue.
+        let mut held_consumer = None;
+        'consume: loop {
+            let mut consumer = tokio::select! {
+                biased;
+                () = &mut stop => break 'consume,
+                c = self.broker.consumer(consumer_tag) => match c {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot consume yet; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                },
             };
-            let limit = Arc::new(tokio::sync::Semaphore::new(usize::from(
-                self.settings.prefetch.max(1),
-            )));
-            while let Some(next) = consumer.next().await {
+            loop {
+                let next = tokio::select! {
+                    biased;
+                    () = &mut stop => {
+                        held_consumer = Some(consumer);
+                        break 'consume;
+                    }
+                    next = consumer.next() => next,
+                };
+                let Some(next) = next else { break };
                 let delivery = match next {
                     Ok(d) => d,
                     Err(e) => {
@@ -210,6 +241,19 @@ impl Dispatcher {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+        tracing::info!("stopping: no new jobs; finishing the ones in hand");
+        sweeping.abort();
+        let finished = tokio::time::timeout(deadline, limit.acquire_many(slots))
+            .await
+            .is_ok();
+        if !finished {
+            tracing::warn!(
+                ?deadline,
+                "jobs still running at the shutdown deadline; the broker gives them back"
+            );
+        }
+        drop(held_consumer);
+        finished
     }
 
     /// Handles one delivery to the end: acknowledges it when its outcome is recorded, gives it

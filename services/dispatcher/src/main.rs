@@ -132,11 +132,25 @@ async fn main() -> ExitCode {
     });
     let tag = format!("dispatcher-{}", std::process::id());
     tracing::info!(%address, "dispatcher consuming send jobs");
-    tokio::select! {
-        () = dispatcher.run(&tag) => ExitCode::FAILURE,
-        r = server => match r {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(e),
-        },
+    // actix stops the health server on SIGTERM/SIGINT: that is the signal to drain.
+    let (stopped_tx, stopped) = tokio::sync::oneshot::channel::<std::io::Result<()>>();
+    tokio::spawn(async move {
+        let _ = stopped_tx.send(server.await);
+    });
+    let grace = Duration::from_secs(settings.dispatcher.shutdown_grace_secs);
+    let served = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let record = served.clone();
+    let stop = async move {
+        let outcome = stopped.await.unwrap_or(Ok(()));
+        if let Ok(mut slot) = record.lock() {
+            *slot = Some(outcome);
+        }
+    };
+    let drained = dispatcher.run_until(&tag, stop, grace).await;
+    tracing::info!(drained, "dispatcher stopped");
+    let outcome = served.lock().ok().and_then(|mut s| s.take());
+    match outcome {
+        Some(Err(e)) => fail(e),
+        _ => ExitCode::SUCCESS,
     }
 }

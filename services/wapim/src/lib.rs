@@ -55,6 +55,8 @@ pub struct Wapim {
     /// What start-up found owed again (in-process queue only).
     pub recovered: recovery::Recovered,
     gateway: wapim_gateway::Application,
+    stop_dispatcher: tokio::sync::oneshot::Sender<()>,
+    dispatching: tokio::task::JoinHandle<bool>,
 }
 
 impl Wapim {
@@ -143,7 +145,15 @@ impl Wapim {
                 tracing::warn!(error = %e, "start-up resync of WAHA sessions failed");
             }
         });
-        tokio::spawn(async move { dispatcher.run("wapim").await });
+        // The dispatcher consumes until the server stops (SIGTERM/SIGINT), then drains.
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let grace = Duration::from_secs(settings.dispatcher.shutdown_grace_secs);
+        let dispatching = tokio::spawn(async move {
+            let stop = async move {
+                let _ = stop_rx.await;
+            };
+            dispatcher.run_until("wapim", stop, grace).await
+        });
 
         let gateway = wapim_gateway::Application::build_with(
             settings,
@@ -164,6 +174,8 @@ impl Wapim {
             webhook_url,
             recovered,
             gateway,
+            stop_dispatcher: stop_tx,
+            dispatching,
         })
     }
 
@@ -172,9 +184,19 @@ impl Wapim {
         self.port
     }
 
-    /// Serves until stopped (SIGINT/SIGTERM stop the server gracefully).
+    /// Serves until stopped: SIGINT/SIGTERM stop the server gracefully, then the dispatcher
+    /// takes no new job and finishes the ones in hand (`WAPIM_DISPATCHER__SHUTDOWN_GRACE_SECS`).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.gateway.run_until_stopped().await
+        let served = self.gateway.run_until_stopped().await;
+        let _ = self.stop_dispatcher.send(());
+        match self.dispatching.await {
+            Ok(true) => tracing::info!("stopped: every job in hand finished"),
+            Ok(false) => tracing::warn!(
+                "stopped with jobs still running; they are picked up at the next start"
+            ),
+            Err(e) => tracing::warn!(error = %e, "the dispatcher task failed"),
+        }
+        served
     }
 }
 

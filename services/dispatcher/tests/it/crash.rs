@@ -60,4 +60,41 @@ wapim_testkit::both_backends! {
         sigkill(second);
         assert_eq!(p.sends_of("second chance"), 1);
     }
+
+    async fn a_dispatcher_stopped_with_sigterm_under_load_finishes_what_it_holds_and_exits_0() {
+        let p = Pipeline::start_with(Options { run_dispatcher: false, ..Options::rabbitmq() }).await;
+        p.sim.set_faults(Faults { latency: Duration::from_millis(400), ..Faults::default() });
+        let texts: Vec<String> = (0..240).map(|i| format!("drain {i}")).collect();
+        p.batch_as("wapi-test", &p.device_token, &texts).await;
+        let mut first = dispatcher_process(&p, 30);
+        let started = Instant::now();
+        while p.sim.send_count() < 5 {
+            assert!(started.elapsed() < Duration::from_secs(30), "nothing is sent");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let term = std::process::Command::new("kill").args(["-TERM", &first.id().to_string()]).status().unwrap();
+        assert!(term.success());
+        let stopping = Instant::now();
+        let status = loop {
+            if let Some(status) = first.try_wait().unwrap() {
+                break status;
+            }
+            assert!(stopping.elapsed() < Duration::from_secs(20), "still running after SIGTERM");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(status.code(), Some(0), "a graceful stop exits 0");
+        // What it held, it finished: nothing is left claimed by the stopped process.
+        let claimed = wapim_store::query_i64(&mut p.db.connect(), "SELECT COUNT(*) FROM messages WHERE status = 'processing'").unwrap();
+        assert_eq!(claimed, 0, "every job in hand was finished (or given back) before the exit");
+        let after_stop = p.sim.send_count();
+        assert!(after_stop < texts.len(), "stopped before the end ({after_stop} sent)");
+        // Another dispatcher takes the rest; each message is sent exactly once.
+        p.sim.set_faults(Faults::default());
+        let second = dispatcher_process(&p, 30);
+        p.wait_for_sends(texts.len(), Duration::from_secs(60)).await;
+        sigkill(second);
+        for t in &texts {
+            assert_eq!(p.sends_of(t), 1, "{t}");
+        }
+    }
 }

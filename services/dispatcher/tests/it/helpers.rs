@@ -71,6 +71,7 @@ pub fn test_dispatcher_settings() -> DispatcherSettings {
         hold_secs: 1,
         pause_probe_secs: 300,
         sweep_secs: 1,
+        shutdown_grace_secs: 5,
     }
 }
 

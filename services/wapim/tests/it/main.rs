@@ -258,6 +258,22 @@ wapim_testkit::both_backends! {
         assert_eq!(status, 401);
     }
 
+    async fn wapim_stops_on_sigterm_with_exit_code_0() {
+        let s = Setup::new().await;
+        let mut p = s.spawn(Some(&wapim_domain::token::generate_secret_token())).await;
+        let term = Command::new("kill").args(["-TERM", &p.child.id().to_string()]).status().unwrap();
+        assert!(term.success());
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = p.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "still running after SIGTERM");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(status.code(), Some(0));
+    }
+
     async fn wapim_killed_with_messages_in_flight_loses_none_and_sends_none_twice() {
         let s = Setup::new().await;
         let token = wapim_domain::token::generate_secret_token();
