@@ -126,6 +126,16 @@ impl Relay {
             )
         });
         let (handed, delivery_failure) = self.publish_all(delivery_jobs.collect()).await;
+        let published = &wapim_metrics::metrics().jobs_published;
+        published
+            .with_label_values(&["send_message"])
+            .inc_by(sent.len() as u64);
+        published
+            .with_label_values(&["sync_session"])
+            .inc_by(synced.len() as u64);
+        published
+            .with_label_values(&["deliver_webhook"])
+            .inc_by(handed.len() as u64);
         let count = sent.len() + synced.len() + handed.len();
         if count > 0 {
             let at = now_micros().naive_utc();

@@ -864,3 +864,69 @@ pub fn sending_counts(
         sent_today,
     })
 }
+
+/// What `/metrics` shows of the database, read right before a scrape.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// Due, pending messages whose send job is not published yet.
+    pub backlog_messages: i64,
+    /// Devices owing a session sync that is due and unpublished.
+    pub backlog_syncs: i64,
+    /// Due webhook deliveries whose job is not published yet.
+    pub backlog_deliveries: i64,
+    /// Seconds the oldest due, unpublished message has waited (0 when none).
+    pub oldest_due_age_secs: i64,
+    /// Pending messages waiting for a later time, by hold reason.
+    pub held: Vec<(String, i64)>,
+    /// Devices paused now.
+    pub paused_devices: i64,
+}
+
+/// Reads the [`Gauges`] at `now` (a handful of indexed counts).
+pub fn gauges(conn: &mut DbConn, now: NaiveDateTime) -> Result<Gauges, StoreError> {
+    use crate::schema::webhook_deliveries;
+    let owed = messages::table
+        .filter(messages::status.eq(MessageStatus::Pending.as_str()))
+        .filter(messages::published_at.is_null())
+        .filter(messages::deleted_at.is_null())
+        .filter(messages::due_at.le(now));
+    let backlog_messages: i64 = owed.count().get_result(conn)?;
+    let oldest: Option<NaiveDateTime> = owed
+        .select(diesel::dsl::min(messages::due_at))
+        .first(conn)?;
+    let backlog_syncs: i64 = devices::table
+        .filter(devices::session_sync_due_at.le(now))
+        .filter(devices::session_sync_published_at.is_null())
+        .count()
+        .get_result(conn)?;
+    let backlog_deliveries: i64 = webhook_deliveries::table
+        .filter(webhook_deliveries::status.eq("pending"))
+        .filter(webhook_deliveries::published_at.is_null())
+        .filter(webhook_deliveries::due_at.le(now))
+        .count()
+        .get_result(conn)?;
+    let held: Vec<(Option<String>, i64)> = messages::table
+        .filter(messages::status.eq(MessageStatus::Pending.as_str()))
+        .filter(messages::deleted_at.is_null())
+        .filter(messages::hold_reason.is_not_null())
+        .filter(messages::due_at.gt(now))
+        .group_by(messages::hold_reason)
+        .select((messages::hold_reason, diesel::dsl::count_star()))
+        .load(conn)?;
+    let paused_devices: i64 = devices::table
+        .filter(devices::deleted_at.is_null())
+        .filter(devices::paused_until.gt(now))
+        .count()
+        .get_result(conn)?;
+    Ok(Gauges {
+        backlog_messages,
+        backlog_syncs,
+        backlog_deliveries,
+        oldest_due_age_secs: oldest.map_or(0, |t| (now - t).num_seconds().max(0)),
+        held: held
+            .into_iter()
+            .filter_map(|(reason, n)| reason.map(|r| (r, n)))
+            .collect(),
+        paused_devices,
+    })
+}

@@ -324,6 +324,29 @@ impl WahaClient {
         url: Url,
         body: Option<Value>,
     ) -> Result<Value, WahaError> {
+        let started = std::time::Instant::now();
+        let outcome = self.call_once(method, url, body).await;
+        let label = match &outcome {
+            Ok(_) => "ok",
+            Err(WahaError::Timeout) => "timeout",
+            Err(WahaError::Connect(_)) => "unreachable",
+            Err(WahaError::Server { .. } | WahaError::ReachOutTimelock { .. }) => "server_error",
+            Err(WahaError::InvalidResponse(_)) => "invalid_response",
+            Err(_) => "client_error",
+        };
+        wapim_metrics::metrics()
+            .waha_duration
+            .with_label_values(&[label])
+            .observe(started.elapsed().as_secs_f64());
+        outcome
+    }
+
+    async fn call_once(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<Value>,
+    ) -> Result<Value, WahaError> {
         let mut request = self.http.request(method, url);
         // The call joins the trace of whatever asked for it (the job's, for a send).
         if let Some(trace) = wapim_telemetry::TraceContext::current() {

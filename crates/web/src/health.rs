@@ -52,10 +52,44 @@ pub async fn ready(
     })
 }
 
-/// Registers `/healthz`, `/readyz`, `/health/live` and `/health/ready` (the app must hold a
-/// `web::Data<Db>`, and may hold a `web::Data<BrokerHealth>`).
+/// `GET /metrics`: the process's metrics in Prometheus' text format, with the database's
+/// backlog, held messages and paused devices read right before (no database: without them).
+pub async fn metrics(db: Option<web::Data<Db>>) -> HttpResponse {
+    if let Some(db) = db {
+        let now = wapim_domain::time::now_micros().naive_utc();
+        if let Ok(g) = db.run(move |c| wapim_store::dispatch::gauges(c, now)).await {
+            let m = wapim_metrics::metrics();
+            m.backlog
+                .with_label_values(&["send_message"])
+                .set(g.backlog_messages);
+            m.backlog
+                .with_label_values(&["sync_session"])
+                .set(g.backlog_syncs);
+            m.backlog
+                .with_label_values(&["deliver_webhook"])
+                .set(g.backlog_deliveries);
+            m.oldest_due_age.set(g.oldest_due_age_secs);
+            m.held.reset();
+            for (reason, n) in &g.held {
+                let reason = wapim_domain::HoldReason::ALL
+                    .iter()
+                    .find(|r| r.as_str() == reason)
+                    .map_or("other", |r| r.as_str());
+                m.held.with_label_values(&[reason]).add(*n);
+            }
+            m.paused_devices.set(g.paused_devices);
+        }
+    }
+    HttpResponse::Ok()
+        .content_type(wapim_metrics::CONTENT_TYPE)
+        .body(wapim_metrics::render())
+}
+
+/// Registers `/healthz`, `/readyz`, `/health/live`, `/health/ready` and `/metrics` (the app
+/// must hold a `web::Data<Db>`, and may hold a `web::Data<BrokerHealth>`).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health/live", web::get().to(live))
+    cfg.route("/metrics", web::get().to(metrics))
+        .route("/health/live", web::get().to(live))
         .route("/health/ready", web::get().to(ready))
         .route("/healthz", web::get().to(live))
         .route("/readyz", web::get().to(ready));

@@ -259,6 +259,29 @@ impl Dispatcher {
     /// Handles one delivery to the end: acknowledges it when its outcome is recorded, gives it
     /// back (nack, requeue) when the outcome could not be recorded.
     pub async fn handle(&self, delivery: Delivery) -> Result<Outcome, DispatchError> {
+        let kind = match delivery.job::<JobEnvelope>().map(|e| e.job) {
+            Ok(Job::SendMessage { .. }) => "send_message",
+            Ok(Job::SyncSession { .. }) => "sync_session",
+            Ok(Job::DeliverWebhook { .. }) => "deliver_webhook",
+            Err(_) => "unreadable",
+        };
+        let outcome = self.handle_job(delivery).await;
+        let label = match &outcome {
+            Ok(Outcome::Sent) => "sent",
+            Ok(Outcome::Deferred) => "deferred",
+            Ok(Outcome::Failed) => "failed",
+            Ok(Outcome::Skipped) => "skipped",
+            Ok(Outcome::DeadLettered) => "dead_lettered",
+            Err(_) => "given_back",
+        };
+        wapim_metrics::metrics()
+            .jobs_handled
+            .with_label_values(&[kind, label])
+            .inc();
+        outcome
+    }
+
+    async fn handle_job(&self, delivery: Delivery) -> Result<Outcome, DispatchError> {
         let envelope: JobEnvelope = match delivery.job() {
             Ok(job) => job,
             Err(e) => {
@@ -403,7 +426,13 @@ impl Dispatcher {
             })
             .await?;
             match admission {
-                Admission::Wait { .. } => return Ok(Outcome::Deferred),
+                Admission::Wait { until, reason } => {
+                    if reason == HoldReason::Pacing {
+                        let wait = (until - now()).num_milliseconds().max(0) as f64 / 1000.0;
+                        wapim_metrics::metrics().pacing_wait.observe(wait);
+                    }
+                    return Ok(Outcome::Deferred);
+                }
                 Admission::Send { paced, probe } => (paced, probe),
             }
         } else {
@@ -518,10 +547,13 @@ impl Dispatcher {
         {
             Ok(sent) => {
                 let (id, response) = (row.id, sent.raw.to_string());
+                let at = now();
                 blocking(&self.pool, move |c| {
-                    dispatch::record_sent(c, id, &sent.id, &response, now())
+                    dispatch::record_sent(c, id, &sent.id, &response, at)
                 })
                 .await?;
+                let waited = (at - row.due_at).num_milliseconds().max(0) as f64 / 1000.0;
+                wapim_metrics::metrics().send_latency.observe(waited);
                 Ok(Outcome::Sent)
             }
             Err(e) => {

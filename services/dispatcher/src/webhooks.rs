@@ -113,6 +113,14 @@ impl Dispatcher {
                 AfterAttempt::Failed
             }
         };
+        wapim_metrics::metrics()
+            .webhook_attempts
+            .with_label_values(&[match after {
+                AfterAttempt::Delivered => "delivered",
+                AfterAttempt::RetryAt(_) => "retry",
+                AfterAttempt::Failed => "failed",
+            }])
+            .inc();
         let record = AttemptRecord {
             status_code: attempt.status_code.map(i32::from),
             error: attempt.error.clone(),

@@ -32,7 +32,7 @@ use wapim_app::cache::ExpiringMap;
 use wapim_app::waha_servers::WahaDirectory;
 use wapim_domain::automation::{chat_kind, phone_of_chat, AutomationTiming, ChatKind};
 use wapim_domain::time::{format_naive_utc, now_micros};
-use wapim_domain::DeviceStatus;
+use wapim_domain::{DeviceStatus, MessageStatus};
 use wapim_settings::{Settings, SettingsError};
 use wapim_store::inbound::NewInbound;
 use wapim_store::ingest::{self, AckEffect, EventRow};
@@ -227,6 +227,7 @@ async fn receive(
     let event_id =
         field("id").unwrap_or_else(|| format!("sha512:{}", hex::encode(Sha512::digest(&body))));
     let text = String::from_utf8_lossy(&body).into_owned();
+    let kind_label = kind.clone();
     let now = now_micros().naive_utc();
     let recorded = state
         .db
@@ -234,6 +235,10 @@ async fn receive(
         .await?;
     if recorded.is_some() {
         state.wake.notify_one();
+        wapim_metrics::metrics()
+            .waha_events
+            .with_label_values(&[wapim_metrics::event_label(&kind_label)])
+            .inc();
     }
     Ok(ok(
         if recorded.is_some() {
@@ -581,6 +586,24 @@ impl Processor {
             AckEffect::Unknown => Ok(Applied::Later(format!("no message has id {id} (yet)"))),
             AckEffect::Unchanged => Ok(Applied::Done),
             AckEffect::Applied(message) => {
+                let lag = |from: Option<NaiveDateTime>, to: Option<NaiveDateTime>| {
+                    from.zip(to)
+                        .map(|(f, t)| (t - f).num_milliseconds().max(0) as f64 / 1000.0)
+                };
+                let m = wapim_metrics::metrics();
+                match message.status {
+                    MessageStatus::Delivered => {
+                        if let Some(s) = lag(message.sent_at, message.delivered_at) {
+                            m.ack_lag.with_label_values(&["delivered"]).observe(s);
+                        }
+                    }
+                    MessageStatus::Read => {
+                        if let Some(s) = lag(message.delivered_at, message.read_at) {
+                            m.ack_lag.with_label_values(&["read"]).observe(s);
+                        }
+                    }
+                    _ => {}
+                }
                 webhooks::enqueue(
                     conn,
                     message.device_id,

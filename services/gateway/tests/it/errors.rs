@@ -148,6 +148,29 @@ wapim_testkit::both_backends! {
         assert_eq!(r.body["data"]["migrations"], "1 pending");
     }
 
+    async fn metrics_count_requests_by_route_pattern_and_show_the_backlog() {
+        let app = spawn_app().await;
+        let (_, who) = app.create_device("WAPI Test").await;
+        let r = app.post("/api/messages", &who, serde_json::json!({"recipient": "0811010010011", "message_type": "text", "message": "counted"})).await;
+        assert_eq!(r.status, 200);
+        for id in [1, 2, 3] {
+            app.get(&format!("/api/messages/{id}"), &As::Operator).await;
+        }
+        app.get("/no/such/path/9f8e7d", &As::Nobody).await;
+        let r = app.client.get(format!("{}/metrics", app.base)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+        let text = r.text().await.unwrap();
+        // One series per route pattern, never per id or raw path.
+        assert!(text.contains(r#"wapim_http_requests_total{method="GET",route="/api/messages/{id}",status="200"} 1"#), "{text}");
+        assert!(text.contains(r#"wapim_http_requests_total{method="GET",route="/api/messages/{id}",status="404"} 2"#), "{text}");
+        assert!(text.contains(r#"route="unmatched",status="404"} 1"#), "{text}");
+        assert!(!text.contains("9f8e7d"), "raw paths never become labels");
+        // The message waits for a relay (none runs here): the backlog shows it.
+        assert!(text.contains(r#"wapim_outbox_backlog{kind="send_message"} 1"#), "{text}");
+        assert!(text.contains("wapim_outbox_oldest_due_age_seconds"), "{text}");
+    }
+
     async fn nul_characters_are_refused_not_crashed_on() {
         let app = spawn_app().await;
         let (_, who) = app.create_device("WAPI Test").await;

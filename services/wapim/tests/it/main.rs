@@ -242,6 +242,18 @@ wapim_testkit::both_backends! {
         let id = r.json::<Value>().await.unwrap()["data"]["id"].as_i64().unwrap();
         let m = wait_for_status(&s, &p.base, &token, id, "read").await;
         assert!(m["delivered_at"].is_string() && m["read_at"].is_string(), "{m}");
+        // The pipeline's metrics: jobs, WAHA calls, send latency, acks.
+        let text = s.client.get(format!("{}/metrics", p.base)).send().await.unwrap().text().await.unwrap();
+        for needle in [
+            r#"wapim_jobs_published_total{kind="send_message"} 1"#,
+            r#"wapim_jobs_handled_total{kind="send_message",outcome="sent"} 1"#,
+            "wapim_send_latency_seconds_count 1",
+            r#"wapim_ack_lag_seconds_count{stage="read"} 1"#,
+            r#"wapim_waha_events_total{event="message.ack"}"#,
+            r#"wapim_waha_request_duration_seconds_count{outcome="ok"}"#,
+        ] {
+            assert!(text.contains(needle), "{needle} in {text}");
+        }
         // Ready: database, schema and queue.
         let r: Value = s.client.get(format!("{}/readyz", p.base)).send().await.unwrap().json().await.unwrap();
         assert_eq!(r["data"]["broker"], "up", "{r}");
