@@ -72,6 +72,15 @@ pub struct Settings {
     pub automations: AutomationSettings,
     /// The webhook ingest.
     pub ingest: IngestSettings,
+    /// Trace export.
+    pub telemetry: TelemetrySettings,
+}
+
+/// `[telemetry]`: where spans go (`WAPIM_TELEMETRY__*`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelemetrySettings {
+    /// OTLP/HTTP collector, e.g. `http://otel-collector:4318` (empty: spans are not exported).
+    pub otlp_endpoint: String,
 }
 
 /// `[ingest]`: the webhook ingest's housekeeping (`WAPIM_INGEST__*`).

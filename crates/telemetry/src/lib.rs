@@ -2,9 +2,10 @@
 //! from the gateway's request, through the message row and the queue, to the dispatcher's call
 //! to WAHA.
 //!
-//! Spans get OpenTelemetry (W3C) trace and span ids; nothing is exported yet (an OTLP exporter
-//! joins with the operations work), but every hop forwards the context as a `traceparent`, so an
-//! integrator's own trace (a `traceparent` header on the API call) reaches WAHA's request.
+//! Spans get OpenTelemetry (W3C) trace and span ids and are exported over OTLP (HTTP/protobuf)
+//! when an endpoint is configured ([`init_service`]); every hop forwards the context as a
+//! `traceparent`, so an integrator's own trace (a `traceparent` header on the API call) reaches
+//! WAHA's request, and one trace shows a message from the API call through the queue to WAHA.
 
 use std::collections::HashMap;
 
@@ -29,6 +30,80 @@ pub const TRACEPARENT: &str = "traceparent";
 ///
 /// Safe to call more than once (tests start many apps in one process): later calls are no-ops.
 pub fn init(level: &str, json: bool) {
+    install(level, json, SdkTracerProvider::builder().build());
+}
+
+/// Flushes and stops the span exporter when dropped: hold it for the life of `main`, so the
+/// last spans are sent before the process exits.
+#[must_use = "dropping the guard stops span export"]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Some(provider) = self.provider.take() {
+            let _ = provider.shutdown();
+        }
+    }
+}
+
+/// Why spans cannot be exported.
+#[derive(Debug)]
+pub struct ExporterError(String);
+
+impl std::fmt::Display for ExporterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "OTLP exporter (WAPIM_TELEMETRY__OTLP_ENDPOINT): {}",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for ExporterError {}
+
+/// [`init`] for a service: with `otlp_endpoint` (e.g. `http://otel-collector:4318`, or a full
+/// `…/v1/traces` URL) spans are batched and exported over OTLP HTTP/protobuf under
+/// `service_name`; without one nothing leaves the process.
+pub fn init_service(
+    level: &str,
+    json: bool,
+    service_name: &str,
+    otlp_endpoint: Option<&str>,
+) -> Result<TelemetryGuard, ExporterError> {
+    use opentelemetry_otlp::WithExportConfig;
+    let Some(endpoint) = otlp_endpoint.map(str::trim).filter(|e| !e.is_empty()) else {
+        init(level, json);
+        return Ok(TelemetryGuard { provider: None });
+    };
+    let endpoint = if endpoint.trim_end_matches('/').ends_with("/v1/traces") {
+        endpoint.to_owned()
+    } else {
+        format!("{}/v1/traces", endpoint.trim_end_matches('/'))
+    };
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(endpoint)
+        .build()
+        .map_err(|e| ExporterError(e.to_string()))?;
+    let provider = SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(service_name.to_owned())
+                .build(),
+        )
+        .build();
+    let installed = install(level, json, provider.clone());
+    Ok(TelemetryGuard {
+        provider: installed.then_some(provider),
+    })
+}
+
+/// Installs the subscriber with `provider`; false when one was installed already.
+fn install(level: &str, json: bool, provider: SdkTracerProvider) -> bool {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
@@ -38,7 +113,6 @@ pub fn init(level: &str, json: bool) {
     } else {
         logs.with_filter(filter).boxed()
     };
-    let provider = SdkTracerProvider::builder().build();
     let spans = tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("wapim"))
         .with_filter(filter_fn(|meta| {
@@ -52,6 +126,9 @@ pub fn init(level: &str, json: bool) {
     {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
         opentelemetry::global::set_tracer_provider(provider);
+        true
+    } else {
+        false
     }
 }
 

@@ -24,7 +24,18 @@ async fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    wapim_telemetry::init(&settings.log.level, settings.log.format == "json");
+    let _telemetry = match wapim_telemetry::init_service(
+        &settings.log.level,
+        settings.log.format == "json",
+        "wapim-dispatcher",
+        Some(&settings.telemetry.otlp_endpoint),
+    ) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("dispatcher: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let timezone: wapim_domain::Tz = match settings.timezone.parse() {
         Ok(tz) => tz,
         Err(_) => {

@@ -15,7 +15,18 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    wapim_telemetry::init(&settings.log.level, settings.log.format == "json");
+    let _telemetry = match wapim_telemetry::init_service(
+        &settings.log.level,
+        settings.log.format == "json",
+        "wapim-gateway",
+        Some(&settings.telemetry.otlp_endpoint),
+    ) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("gateway: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     match std::env::args().nth(1).as_deref() {
         None | Some("serve") => {}
         Some("migrate") => {

@@ -188,7 +188,15 @@ async fn serve(demo: bool) -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    wapim_telemetry::init(&settings.log.level, settings.log.format == "json");
+    let _telemetry = match wapim_telemetry::init_service(
+        &settings.log.level,
+        settings.log.format == "json",
+        "wapim",
+        Some(&settings.telemetry.otlp_endpoint),
+    ) {
+        Ok(guard) => guard,
+        Err(e) => return fail(e),
+    };
     let address = format!("{}:{}", settings.http.host, settings.http.port);
     let listener = match TcpListener::bind(&address) {
         Ok(l) => l,

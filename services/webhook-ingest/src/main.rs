@@ -17,7 +17,18 @@ async fn main() -> ExitCode {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    wapim_telemetry::init(&settings.log.level, settings.log.format == "json");
+    let _telemetry = match wapim_telemetry::init_service(
+        &settings.log.level,
+        settings.log.format == "json",
+        "wapim-webhook-ingest",
+        Some(&settings.telemetry.otlp_endpoint),
+    ) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("webhook-ingest: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let address = format!("{}:{}", settings.http.host, settings.http.port);
     let listener = match TcpListener::bind(&address) {
         Ok(l) => l,

@@ -181,11 +181,11 @@ async fn call(
 }
 
 /// Registers a device and logs its session in on the simulator once the dispatcher created it.
-async fn paired_device(s: &Setup, p: &Process, token: &str) -> (String, String) {
+async fn paired_device(s: &Setup, base: &str, token: &str) -> (String, String) {
     let (status, made) = call(
         &s.client,
         reqwest::Method::POST,
-        format!("{}/api/devices", p.base),
+        format!("{base}/api/devices"),
         token,
         Some(json!({"name": "Shop", "phone_number": "0811010010010"})),
     )
@@ -233,7 +233,7 @@ wapim_testkit::both_backends! {
         let s = Setup::new().await;
         let p = s.spawn(None).await;
         let token = p.printed("Operator token (shown once, only its hash is kept):").expect("a token is printed at the first start");
-        let (session, secret) = paired_device(&s, &p, &token).await;
+        let (session, secret) = paired_device(&s, &p.base, &token).await;
         let r = s.client.post(format!("{}/api/messages", p.base))
             .header("X-Session-Id", &session).header("X-Session-Secret-Token", &secret)
             .json(&json!({"recipient": "0811010010011", "message_type": "text", "message": "one process"}))
@@ -290,7 +290,7 @@ wapim_testkit::both_backends! {
         let s = Setup::new().await;
         let token = wapim_domain::token::generate_secret_token();
         let p = s.spawn(Some(&token)).await;
-        let (session, secret) = paired_device(&s, &p, &token).await;
+        let (session, secret) = paired_device(&s, &p.base, &token).await;
         // Paced, slow sends: one in flight, the rest queued or held, when the process dies.
         let (status, body) = call(&s.client, reqwest::Method::PATCH, format!("{}/api/devices/1", p.base), &token, Some(json!({"pacing_min_interval_ms": 100, "pacing_jitter_ms": 0}))).await;
         assert_eq!(status, 200, "{body}");
@@ -408,4 +408,123 @@ async fn the_demo_prints_working_curl_lines_and_its_message_reaches_read() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// With `WAPIM_TELEMETRY__OTLP_ENDPOINT`, the message's one trace — the integrator's
+/// `traceparent` on the API call, continued through the queue to WAHA — is exported over OTLP
+/// (flushed at a graceful stop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spans_of_a_message_are_exported_over_otlp_under_the_callers_trace() {
+    use actix_web::{web, App, HttpResponse, HttpServer};
+    let bodies: std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>> = Default::default();
+    let seen = bodies.clone();
+    let collector = HttpServer::new(move || {
+        let seen = seen.clone();
+        App::new().route(
+            "/v1/traces",
+            web::post().to(move |body: web::Bytes| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push(body.to_vec());
+                    HttpResponse::Ok().finish()
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let collector_port = collector.addrs()[0].port();
+    tokio::spawn(collector.run());
+
+    let s = Setup::new().await;
+    let token = wapim_domain::token::generate_secret_token();
+    let port = s.port;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wapim"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("WAPIM_DATABASE__URL", &s.db.url)
+        .env("WAPIM_DATABASE__CREATE_IF_MISSING", "false")
+        .env("WAPIM_AMQP__URL", &s.amqp_url)
+        .env("WAPIM_AMQP__PREFIX", &s.prefix)
+        .env("WAPIM_HTTP__PORT", port.to_string())
+        .env("WAPIM_WAHA__URL", s.sim.base_url())
+        .env("WAPIM_PACING__MIN_INTERVAL_MS", "0")
+        .env("WAPIM_PACING__JITTER_MS", "0")
+        .env("WAPIM_AUTH__ADMIN_TOKEN", &token)
+        .env("WAPIM_LOG__LEVEL", "warn")
+        .env(
+            "WAPIM_TELEMETRY__OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{collector_port}"),
+        )
+        .env("OTEL_BSP_SCHEDULE_DELAY", "200")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while reqwest::get(format!("{base}/readyz"))
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "wapim never answers"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (session, secret) = paired_device(&s, &base, &token).await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let r = s
+        .client
+        .post(format!("{base}/api/messages"))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .header("X-Session-Id", &session)
+        .header("X-Session-Secret-Token", &secret)
+        .json(&json!({"recipient": "0811010010011", "message_type": "text", "message": "traced"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let id = r.json::<Value>().await.unwrap()["data"]["id"]
+        .as_i64()
+        .unwrap();
+    wait_for_status(&s, &base, &token, id, "sent").await;
+    // WAHA's request carried the same trace.
+    let send = s
+        .sim
+        .calls()
+        .into_iter()
+        .find(|c| c.path == "/api/sendText")
+        .unwrap();
+    assert!(send.traceparent.unwrap_or_default().contains(trace_id));
+    // A graceful stop flushes what is batched.
+    assert!(Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let stopping = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            stopping.elapsed() < Duration::from_secs(20),
+            "still running after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let raw: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&trace_id[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let exported = bodies.lock().unwrap().clone();
+    assert!(!exported.is_empty(), "no OTLP export arrived");
+    let spans_of_trace = exported
+        .iter()
+        .map(|b| b.windows(16).filter(|w| *w == raw.as_slice()).count())
+        .sum::<usize>();
+    assert!(
+        spans_of_trace >= 2,
+        "the API call's and the send's spans carry the caller's trace id ({spans_of_trace} found)"
+    );
 }
