@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # Defaults come from config/default.toml (config/embedded.toml for `wapim`); any WAPIM_*
 # variable set in the environment wins.
 
-.PHONY: help services build run demo gateway dispatcher ingest migrate test lint fmt bench-api bench-pipeline bench-ingest chaos replay-dlq clean
+.PHONY: help services build run demo gateway dispatcher ingest migrate test lint fmt bench-api bench-pipeline bench-ingest bench-embedded chaos replay-dlq deploy-check docker clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ bench-pipeline: services ## Send path end to end (accept → WAHA simulator) bes
 bench-ingest: services ## Webhook ingest: signed message.ack events answered and applied, beside pgbench's UPDATE
 	cargo bench -p wapim-webhook-ingest --bench ingest
 
+bench-embedded: ## The single binary: start-up, idle RSS, end-to-end sends on SQLite + memory:// beside the WAHA simulator alone (adds a PostgreSQL + RabbitMQ row when both are up)
+	cargo bench -p wapim --bench embedded
+
 chaos: services ## Soak: 10,000 messages through faults, dispatcher SIGKILLs, RabbitMQ and PostgreSQL restarts (restarts shared servers: run alone)
 	cargo build -q -p wapim-dispatcher --bins --examples
 	./target/debug/examples/chaos
@@ -64,6 +67,12 @@ fmt: ## Format the code
 
 bench-api: services ## POST /api/messages throughput and latency next to pgbench
 	cargo bench -p wapim-gateway --bench post_messages
+
+deploy-check: ## Validate deploy/ offline (manifests, compose, Dockerfile, dashboard, alert rules)
+	bash .ci/deploy-check.sh
+
+docker: ## Build the container image (needs a container engine; not available on the CI machine)
+	docker build -f deploy/Dockerfile -t wapim:dev .
 
 clean: ## Remove build output
 	cargo clean
