@@ -408,6 +408,24 @@ async fn the_demo_prints_working_curl_lines_and_its_message_reaches_read() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Stopped gracefully, the demo removes its database file.
+    let mut process = process;
+    let pid = process.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let stopping = Instant::now();
+    while process.child.try_wait().unwrap().is_none() {
+        assert!(
+            stopping.elapsed() < Duration::from_secs(20),
+            "still running after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let file = std::env::temp_dir().join(format!("wapim-demo-{pid}.db"));
+    assert!(!file.exists(), "{} is left behind", file.display());
 }
 
 /// With `WAPIM_TELEMETRY__OTLP_ENDPOINT`, the message's one trace — the integrator's
