@@ -91,6 +91,30 @@ struct Processor {
     keep: Option<TimeDelta>,
 }
 
+/// Connections the processor applies one batch on, in parallel.
+const APPLY_LANES: usize = 4;
+
+/// The lane of an event: an ack by its message's id, anything else by its session.
+fn lane_of(event: &EventRow) -> usize {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let key = if event.event.starts_with("message.ack") {
+        serde_json::from_str::<Value>(&event.body)
+            .ok()
+            .and_then(|b| {
+                let id = b.get("payload")?.get("id")?;
+                id.as_str()
+                    .or_else(|| id.get("_serialized").and_then(Value::as_str))
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| event.session_id.clone())
+    } else {
+        event.session_id.clone()
+    };
+    key.hash(&mut hasher);
+    (hasher.finish() % APPLY_LANES as u64) as usize
+}
+
 /// How long a resolved lid is trusted.
 const LID_CACHE: Duration = Duration::from_secs(3600);
 
@@ -316,7 +340,9 @@ impl Processor {
         }
     }
 
-    /// Applies what is owed; returns how many events it took.
+    /// Applies what is owed; returns how many events it took. What WAHA must be asked is asked
+    /// first; then the whole batch is applied on one connection, each event in its own
+    /// transaction (its effects, its deliveries and its "applied" mark together).
     async fn pass(&self) -> Result<usize, StoreError> {
         let now = now_micros().naive_utc();
         let lease = now + TimeDelta::seconds(30);
@@ -325,49 +351,86 @@ impl Processor {
         })
         .await?;
         let n = events.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        let mut batch = Vec::with_capacity(n);
         for event in events {
-            let (id, attempts) = (event.id, event.attempts);
             let prepared = self.prepare(&event).await;
+            batch.push((event, prepared));
+        }
+        // Events about different things apply in parallel, each group on its own connection;
+        // events about one thing (one message's acks, one session's status and messages) stay
+        // in one group, in order.
+        let mut groups: Vec<Vec<(EventRow, Prepared)>> =
+            (0..APPLY_LANES).map(|_| Vec::new()).collect();
+        for (event, prepared) in batch {
+            let lane = lane_of(&event);
+            groups[lane].push((event, prepared));
+        }
+        let mut lanes = tokio::task::JoinSet::new();
+        for group in groups.into_iter().filter(|g| !g.is_empty()) {
             let this = self.clone();
-            // The event's effects and the mark that it was applied commit together.
-            let outcome = wapim_app::with_connection(&self.pool, move |c| {
-                Ok(wapim_store::transaction(c, |c| {
-                    let applied = this.apply(c, &event, &prepared)?;
-                    if matches!(applied, Applied::Done)
-                        && !ingest::event_done(c, event.id, now_micros().naive_utc())?
-                    {
-                        // Another processor applied it meanwhile: undo ours.
-                        return Err(StoreError::Conflict("event"));
+            lanes.spawn(async move {
+                let pool = this.pool.clone();
+                wapim_app::with_connection(&pool, move |c| {
+                    for (event, prepared) in &group {
+                        this.apply_and_settle(c, event, prepared)?;
                     }
-                    Ok::<_, StoreError>(applied)
-                }))
-            })
-            .await?;
-            let at = now_micros().naive_utc();
-            match outcome {
-                Ok(Applied::Done) | Err(StoreError::Conflict("event")) => {}
-                Ok(Applied::Later(why)) if attempts < 6 => {
-                    let retry = at + TimeDelta::milliseconds(250 << attempts.clamp(0, 6));
-                    wapim_app::with_connection(&self.pool, move |c| {
-                        ingest::event_retry(c, id, &why, retry)
-                    })
-                    .await?
-                }
-                Ok(Applied::Later(why)) => {
-                    tracing::info!(event = id, %why, "event ignored after retries");
-                    wapim_app::with_connection(&self.pool, move |c| ingest::event_done(c, id, at))
-                        .await?;
-                }
-                Err(e) => {
-                    let (why, retry) = (e.to_string(), at + TimeDelta::seconds(5));
-                    wapim_app::with_connection(&self.pool, move |c| {
-                        ingest::event_retry(c, id, &why, retry)
-                    })
-                    .await?
-                }
+                    Ok(())
+                })
+                .await
+            });
+        }
+        let mut failure = None;
+        while let Some(done) = lanes.join_next().await {
+            match done {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => failure = Some(e),
+                Err(e) => failure = Some(StoreError::Unavailable(e.to_string())),
             }
         }
-        Ok(n)
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(n),
+        }
+    }
+
+    /// Applies one event in its own transaction and settles it: done, or owed again later
+    /// (with why), or given up after its retries.
+    fn apply_and_settle(
+        &self,
+        c: &mut DbConn,
+        event: &EventRow,
+        prepared: &Prepared,
+    ) -> Result<(), StoreError> {
+        let outcome = wapim_store::transaction(c, |c| {
+            let applied = self.apply(c, event, prepared)?;
+            if matches!(applied, Applied::Done)
+                && !ingest::event_done(c, event.id, now_micros().naive_utc())?
+            {
+                // Another processor applied it meanwhile: undo ours.
+                return Err(StoreError::Conflict("event"));
+            }
+            Ok::<_, StoreError>(applied)
+        });
+        let (id, attempts, at) = (event.id, event.attempts, now_micros().naive_utc());
+        match outcome {
+            Ok(Applied::Done) | Err(StoreError::Conflict("event")) => Ok(()),
+            Ok(Applied::Later(why)) if attempts < 6 => {
+                let retry = at + TimeDelta::milliseconds(250 << attempts.clamp(0, 6));
+                ingest::event_retry(c, id, &why, retry)
+            }
+            Ok(Applied::Later(why)) => {
+                tracing::info!(event = id, %why, "event ignored after retries");
+                ingest::event_done(c, id, at).map(|_| ())
+            }
+            Err(e) if e.is_unavailable() => Err(e),
+            Err(e) => {
+                let (why, retry) = (e.to_string(), at + TimeDelta::seconds(5));
+                ingest::event_retry(c, id, &why, retry)
+            }
+        }
     }
 
     /// Asks WAHA what an event needs before it is applied: the phone behind a lid (cached).
