@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # Defaults come from config/default.toml (config/embedded.toml for `wapim`); any WAPIM_*
 # variable set in the environment wins.
 
-.PHONY: help services build run demo gateway dispatcher ingest migrate test lint fmt bench-api bench-pipeline bench-ingest bench-embedded chaos replay-dlq deploy-check docker clean
+.PHONY: help services build run demo bench gateway dispatcher ingest migrate test lint fmt bench-api bench-pipeline bench-ingest bench-embedded chaos replay-dlq deploy-check docker clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -36,6 +36,8 @@ dispatcher: services ## Run a dispatcher (consumes send jobs, calls WAHA at WAPI
 ingest: services ## Run the webhook ingest (WAHA's events at :8001/api/v1/waha-webhook)
 	WAPIM_HTTP__PORT=$${WAPIM_HTTP__PORT:-8001} cargo run -q -p wapim-webhook-ingest --bin webhook-ingest
 
+bench: bench-api bench-pipeline bench-ingest bench-embedded ## Every benchmark, each beside its baseline (long; restarts nothing)
+
 bench-pipeline: services ## Send path end to end (accept → WAHA simulator) beside RabbitMQ alone
 	cargo bench -p wapim-dispatcher --bench pipeline
 
@@ -55,7 +57,7 @@ replay-dlq: ## Move dead-lettered send jobs back to the send queue (WAPIM_AMQP__
 migrate: services ## Apply database migrations and exit
 	cargo run -q -p wapim-gateway --bin gateway -- migrate
 
-test: services ## Run every test against real PostgreSQL
+test: services ## Run every test, on both set-ups (PostgreSQL + RabbitMQ, SQLite + in-process queue)
 	cargo nextest run --workspace --locked
 
 lint: ## Formatting and clippy, as CI checks them
