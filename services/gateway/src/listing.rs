@@ -149,6 +149,21 @@ impl ListQuery {
             .filter(|s| !s.is_empty())
     }
 
+    /// A filter naming a record by id (`device_id=7`): a positive integer, else a field error.
+    pub fn id(&mut self, key: &str) -> Option<i64> {
+        match self.get(key).map(str::parse::<i64>) {
+            None => None,
+            Some(Ok(id)) if id > 0 => Some(id),
+            Some(_) => {
+                self.errors.add(
+                    key,
+                    format!("The {} must be a positive integer.", key.replace('_', " ")),
+                );
+                None
+            }
+        }
+    }
+
     /// Resolves `sort` against a whitelist of columns (`"id DESC"`, `"created_at asc"`).
     pub fn sort<C: Copy>(&mut self, columns: &[(&str, C)], default: C) -> Sort<C> {
         let mut words = self.sort_text.split_whitespace();

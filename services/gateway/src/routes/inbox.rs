@@ -22,15 +22,7 @@ pub async fn list(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let mut q = ListQuery::parse(&req);
-    let device_id = match q.get("device_id").map(str::parse::<i64>) {
-        None => None,
-        Some(Ok(id)) if id > 0 => Some(id),
-        Some(_) => {
-            q.errors
-                .add("device_id", "The device id must be a positive integer.");
-            None
-        }
-    };
+    let device_id = q.id("device_id");
     let sender = match q
         .get("sender")
         .map(|r| state.validation.phones.normalize(r))

@@ -42,15 +42,7 @@ pub async fn list(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let mut q = ListQuery::parse(&req);
-    let device_id = match q.get("device_id").map(str::parse::<i64>) {
-        None => None,
-        Some(Ok(id)) if id > 0 => Some(id),
-        Some(_) => {
-            q.errors
-                .add("device_id", "The device id must be a positive integer.");
-            None
-        }
-    };
+    let device_id = q.id("device_id");
     let status = match q.get("status").map(str::parse::<WebhookDeliveryStatus>) {
         None => None,
         Some(Ok(status)) => Some(status),
