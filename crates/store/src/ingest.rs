@@ -68,46 +68,67 @@ pub fn record_event(
 }
 
 /// Reserves up to `limit` events still owed (oldest first, not reserved by a live processor, and
-/// not waiting for a retry) until `lease_until`. One guarded UPDATE per row: several ingest
-/// replicas never apply one event at once.
+/// not waiting for a retry) until `lease_until`, in one statement (PostgreSQL: `FOR UPDATE SKIP
+/// LOCKED`, so ingest replicas never take the same events; SQLite: one writer). Each taken
+/// event counts a try.
 pub fn claim_events(
     conn: &mut DbConn,
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
     limit: i64,
 ) -> Result<Vec<EventRow>, StoreError> {
-    let candidates: Vec<(i64, Option<NaiveDateTime>)> = waha_events::table
-        .filter(waha_events::processed_at.is_null())
-        .filter(
-            waha_events::lease_until
-                .is_null()
-                .or(waha_events::lease_until.lt(now)),
-        )
-        .order(waha_events::id.asc())
-        .limit(limit)
-        .select((waha_events::id, waha_events::lease_until))
-        .load(conn)?;
-    let mut claimed = Vec::with_capacity(candidates.len());
-    for (id, seen) in candidates {
-        let mut target = diesel::update(waha_events::table)
-            .filter(waha_events::id.eq(id))
+    let owed = || {
+        waha_events::table
             .filter(waha_events::processed_at.is_null())
-            .into_boxed();
-        target = match seen {
-            Some(seen) => target.filter(waha_events::lease_until.eq(seen)),
-            None => target.filter(waha_events::lease_until.is_null()),
-        };
-        let row: Option<EventRow> = target
-            .set((
-                waha_events::lease_until.eq(lease_until),
-                waha_events::attempts.eq(waha_events::attempts + 1),
-            ))
-            .returning(waha_events::all_columns)
-            .get_result(conn)
-            .optional()?;
-        claimed.extend(row);
-    }
-    Ok(claimed)
+            .filter(
+                waha_events::lease_until
+                    .is_null()
+                    .or(waha_events::lease_until.lt(now)),
+            )
+            .order(waha_events::id.asc())
+            .limit(limit)
+            .select(waha_events::id)
+    };
+    let mut rows: Vec<EventRow> = if let DbConn::Pg(pg) = conn {
+        pg.transaction(|pg| {
+            let ids: Vec<i64> = owed().for_update().skip_locked().load(pg)?;
+            if ids.is_empty() {
+                return Ok::<_, StoreError>(Vec::new());
+            }
+            Ok(diesel::update(waha_events::table.filter(waha_events::id.eq_any(&ids)))
+                .set((
+                    waha_events::lease_until.eq(lease_until),
+                    waha_events::attempts.eq(waha_events::attempts + 1),
+                ))
+                .returning(waha_events::all_columns)
+                .get_results(pg)?)
+        })?
+    } else {
+        let ids: Vec<i64> = owed().load(conn)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One writer on SQLite: nobody takes these between the read and the write, but the
+        // guard keeps the statement honest if that ever changes.
+        diesel::update(
+            waha_events::table
+                .filter(waha_events::id.eq_any(&ids))
+                .filter(waha_events::processed_at.is_null())
+                .filter(
+                    waha_events::lease_until
+                        .is_null()
+                        .or(waha_events::lease_until.lt(now)),
+                ),
+        )
+        .set((
+            waha_events::lease_until.eq(lease_until),
+            waha_events::attempts.eq(waha_events::attempts + 1),
+        ))
+        .returning(waha_events::all_columns)
+        .get_results(conn)?
+    };
+    rows.sort_unstable_by_key(|r| r.id);
+    Ok(rows)
 }
 
 /// Marks an event applied; `false` when it was applied already (another processor took it
