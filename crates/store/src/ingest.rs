@@ -95,13 +95,15 @@ pub fn claim_events(
             if ids.is_empty() {
                 return Ok::<_, StoreError>(Vec::new());
             }
-            Ok(diesel::update(waha_events::table.filter(waha_events::id.eq_any(&ids)))
-                .set((
-                    waha_events::lease_until.eq(lease_until),
-                    waha_events::attempts.eq(waha_events::attempts + 1),
-                ))
-                .returning(waha_events::all_columns)
-                .get_results(pg)?)
+            Ok(
+                diesel::update(waha_events::table.filter(waha_events::id.eq_any(&ids)))
+                    .set((
+                        waha_events::lease_until.eq(lease_until),
+                        waha_events::attempts.eq(waha_events::attempts + 1),
+                    ))
+                    .returning(waha_events::all_columns)
+                    .get_results(pg)?,
+            )
         })?
     } else {
         let ids: Vec<i64> = owed().load(conn)?;
