@@ -15,12 +15,7 @@ use wapim_domain::{HoldReason, MessageStatus, MessageType, Tz};
 
 use crate::messages::{job_owed_again, legal_sources, MessageRow};
 use crate::schema::{devices, messages, suppressions};
-use crate::{DbConn, StoreError};
-
-diesel::define_sql_function! {
-    /// SQL `COALESCE` of two nullable timestamps.
-    fn coalesce(a: Nullable<Timestamp>, b: Nullable<Timestamp>) -> Nullable<Timestamp>;
-}
+use crate::{coalesce, DbConn, StoreError};
 
 /// Reserves up to `limit` messages whose send job is owed (live, `pending`, due by `now`, not
 /// published, not reserved by a live relay) for `lease`, and returns their ids, oldest due

@@ -10,7 +10,7 @@ use wapim_domain::{DeviceStatus, HoldReason, MessageStatus};
 use crate::dispatch::{pause_device_until, release_held};
 use crate::messages::{job_owed_again, legal_sources, MessageRow};
 use crate::schema::{devices, messages, waha_events};
-use crate::{DbConn, StoreError};
+use crate::{coalesce, DbConn, StoreError};
 
 /// A recorded WAHA event.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -196,67 +196,78 @@ fn message_of(
         .optional()?)
 }
 
-/// Applies a DEVICE (delivered) or READ/PLAYED (read) ack at `at`, atomically: the status only moves
+/// Applies a DEVICE (delivered) or READ/PLAYED (read) ack at `at`: the status only moves
 /// forward; a late DEVICE after READ only fills an empty `delivered_at`; a READ first also
 /// fills `delivered_at`.
+///
+/// One read and one write (the ack path is the ingest's hottest): the write is guarded by the
+/// status it was computed from and fills timestamps only where they are empty, so a status
+/// changed meanwhile (another ack, a resend) makes it read again instead of overwriting.
 pub fn apply_delivery_ack(
     conn: &mut DbConn,
     provider_message_id: &str,
     read: bool,
     at: NaiveDateTime,
 ) -> Result<AckEffect, StoreError> {
-    // One transaction: a reader never sees the new status without its timestamp.
-    crate::transaction(conn, |conn| {
-        let Some((id, _)) = message_of(conn, provider_message_id)? else {
+    let to = if read {
+        MessageStatus::Read
+    } else {
+        MessageStatus::Delivered
+    };
+    for _ in 0..8 {
+        let Some(seen) = messages::table
+            .filter(messages::provider_message_id.eq(provider_message_id))
+            .select(MessageRow::as_select())
+            .first(conn)
+            .optional()?
+        else {
             return Ok(AckEffect::Unknown);
         };
-        let to = if read {
-            MessageStatus::Read
-        } else {
-            MessageStatus::Delivered
-        };
-        let moved = diesel::update(messages::table)
-            .filter(messages::id.eq(id))
-            .filter(messages::status.eq_any(legal_sources(
-                &[MessageStatus::Sent, MessageStatus::Delivered],
-                to,
-            )))
-            .set((
-                messages::status.eq(to.as_str()),
-                messages::status_updated_at.eq(at),
-                messages::updated_at.eq(at),
-                messages::revision.eq(messages::revision + 1),
-            ))
-            .execute(conn)?;
+        let moves = matches!(seen.status, MessageStatus::Sent | MessageStatus::Delivered)
+            && seen.status.can_move_to(to);
+        let status = if moves { to } else { seen.status };
         // Timestamps: fill what is empty (never overwrite an earlier one).
-        let delivered = diesel::update(
-            messages::table
-                .filter(messages::id.eq(id))
-                .filter(messages::delivered_at.is_null())
-                .filter(messages::status.eq_any([
-                    MessageStatus::Delivered.as_str(),
-                    MessageStatus::Read.as_str(),
-                ])),
-        )
-        .set(messages::delivered_at.eq(at))
-        .execute(conn)?;
-        let read_filled = if read {
-            diesel::update(
-                messages::table
-                    .filter(messages::id.eq(id))
-                    .filter(messages::read_at.is_null())
-                    .filter(messages::status.eq(MessageStatus::Read.as_str())),
-            )
-            .set(messages::read_at.eq(at))
-            .execute(conn)?
-        } else {
-            0
-        };
-        if moved + delivered + read_filled == 0 {
+        let fill_delivered = seen.delivered_at.is_none()
+            && matches!(status, MessageStatus::Delivered | MessageStatus::Read);
+        let fill_read = read && seen.read_at.is_none() && status == MessageStatus::Read;
+        if !moves && !fill_delivered && !fill_read {
             return Ok(AckEffect::Unchanged);
         }
-        applied(conn, id)
-    })
+        let guarded = messages::table
+            .filter(messages::id.eq(seen.id))
+            .filter(messages::status.eq(seen.status.as_str()));
+        let filled = (
+            messages::delivered_at.eq(coalesce(
+                messages::delivered_at,
+                fill_delivered.then_some(at),
+            )),
+            messages::read_at.eq(coalesce(messages::read_at, fill_read.then_some(at))),
+        );
+        let written: Option<MessageRow> = if moves {
+            diesel::update(guarded)
+                .set((
+                    messages::status.eq(to.as_str()),
+                    messages::status_updated_at.eq(at),
+                    messages::updated_at.eq(at),
+                    messages::revision.eq(messages::revision + 1),
+                    filled,
+                ))
+                .returning(messages::all_columns)
+                .get_result(conn)
+                .optional()?
+        } else {
+            diesel::update(guarded)
+                .set(filled)
+                .returning(messages::all_columns)
+                .get_result(conn)
+                .optional()?
+        };
+        if let Some(row) = written {
+            return Ok(AckEffect::Applied(Box::new(row)));
+        }
+        // The status changed between the read and the write: read again.
+    }
+    Err(StoreError::Conflict("message"))
 }
 
 /// An ERROR ack that is not WhatsApp's reach-out refusal: the sent message is `failed`, with

@@ -348,6 +348,14 @@ pub(crate) fn conflict_on(field: &'static str) -> impl Fn(diesel::result::Error)
     }
 }
 
+diesel::define_sql_function! {
+    /// SQL `COALESCE` of two nullable timestamps (fill a column only where it is empty).
+    fn coalesce(
+        a: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
+        b: diesel::sql_types::Nullable<diesel::sql_types::Timestamp>,
+    ) -> diesel::sql_types::Nullable<diesel::sql_types::Timestamp>;
+}
+
 /// Runs `work` in a database transaction, committing on `Ok` and rolling back on `Err`, with
 /// the caller's own error type (so services need not know diesel's).
 ///

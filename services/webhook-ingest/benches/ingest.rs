@@ -10,6 +10,7 @@
 //!
 //! Knobs (environment): `BENCH_ACKS` per round (default 6000), `BENCH_CONCURRENCY` (default
 //! 16), `BENCH_ROUNDS` (default 3; medians are reported), `BENCH_PGBENCH_SECS` (default 10),
+//! `BENCH_POOL_SIZE` (the ingest's `WAPIM_DATABASE__POOL_MAX_SIZE`; default: the concurrency),
 //! `WAPIM_TEST_DATABASE_URL` (server to create the throwaway database on).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -308,7 +309,7 @@ async fn bench(
         ("WAPIM_DATABASE__URL".to_owned(), db.url.clone()),
         (
             "WAPIM_DATABASE__POOL_MAX_SIZE".to_owned(),
-            concurrency.to_string(),
+            env_usize("BENCH_POOL_SIZE", concurrency).to_string(),
         ),
         (
             "WAPIM_DATABASE__CREATE_IF_MISSING".to_owned(),
@@ -411,7 +412,8 @@ fn main() {
         .unwrap();
     let db = Arc::new(TestDatabase::create_on(TestBackend::Postgres));
     println!(
-        "message.ack (DEVICE) into the webhook ingest, {acks} events x {rounds} rounds, concurrency {concurrency}"
+        "message.ack (DEVICE) into the webhook ingest, {acks} events x {rounds} rounds, concurrency {concurrency}, pool {}",
+        env_usize("BENCH_POOL_SIZE", concurrency)
     );
     let (ingest, pg) = runtime.block_on(bench(db.clone(), acks, concurrency, rounds, pgbench_secs));
     // Ends the processor and the server task (and their connections) before the drop.
