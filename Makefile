@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # Defaults come from config/default.toml (config/embedded.toml for `wapim`); any WAPIM_*
 # variable set in the environment wins.
 
-.PHONY: help services build run demo bench gateway dispatcher ingest migrate test lint fmt bench-api bench-pipeline bench-ingest bench-embedded chaos replay-dlq deploy-check docker clean
+.PHONY: help openapi services build run demo bench gateway dispatcher ingest migrate test lint fmt bench-api bench-pipeline bench-ingest bench-embedded chaos replay-dlq deploy-check docker clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ migrate: services ## Apply database migrations and exit
 
 test: services ## Run every test, on both set-ups (PostgreSQL + RabbitMQ, SQLite + in-process queue)
 	cargo nextest run --workspace --locked
+
+openapi: ## Write the REST API's OpenAPI document to proto/openapi.json (a test fails while it differs from the served one)
+	cargo run -q -p wapim -- openapi > proto/openapi.json
 
 lint: ## Formatting and clippy, as CI checks them
 	cargo fmt --all -- --check

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod idempotency;
 pub mod listing;
+pub mod openapi;
 pub mod routes;
 pub mod state;
 pub mod views;
@@ -165,7 +166,8 @@ impl Application {
                 let extra = extra.clone();
                 app = app.configure(move |cfg| extra(cfg));
             }
-            app.service(web::scope("/api").configure(api_routes))
+            app.configure(openapi::routes)
+                .service(web::scope("/api").configure(api_routes))
                 .configure(health::routes)
                 .default_service(web::to(route_not_found))
         })?;

@@ -292,7 +292,7 @@ fn encode(s: &str) -> String {
 }
 
 /// The `meta` of a list response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Meta {
     /// URLs of the pages (all of them up to ten pages; otherwise first, last and nearby).
     pub links: Vec<String>,
@@ -307,7 +307,7 @@ pub struct Meta {
 }
 
 /// The `data` of a list response.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ListData<T> {
     /// This page's records.
     pub list: Vec<T>,

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
+use utoipa::ToSchema;
 use wapim_app::devices::SendingState;
 use wapim_domain::time::format_naive_utc;
 use wapim_domain::{ExposeSecret, MessageStatus, SecretString};
@@ -12,6 +13,17 @@ use wapim_store::messages::MessageRow;
 use wapim_store::suppressions::SuppressionRow;
 use wapim_store::waha_servers::ServerLoad;
 use wapim_store::webhooks::{AttemptRow, DeliveryRow};
+
+/// A boolean as the API writes it: `0`/`1` on reads and updates, `true`/`false` in create
+/// responses (as the reference's examples); inputs take either.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum BoolFlag {
+    /// `0` or `1`.
+    Int(u8),
+    /// `true` or `false`.
+    Bool(bool),
+}
 
 /// How booleans are written. Reads and updates show 0/1 (as the reference's reads do); create
 /// responses echo the request's booleans as `true`/`false`, as the reference's create examples.
@@ -24,10 +36,10 @@ pub enum BoolStyle {
 }
 
 impl BoolStyle {
-    fn render(self, b: bool) -> Value {
+    fn render(self, b: bool) -> BoolFlag {
         match self {
-            BoolStyle::Int => Value::from(u8::from(b)),
-            BoolStyle::Json => Value::Bool(b),
+            BoolStyle::Int => BoolFlag::Int(u8::from(b)),
+            BoolStyle::Json => BoolFlag::Bool(b),
         }
     }
 }
@@ -37,7 +49,7 @@ fn ts(t: &Option<chrono::NaiveDateTime>) -> Option<String> {
 }
 
 /// A device as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeviceView {
     id: i64,
     name: String,
@@ -45,7 +57,7 @@ pub struct DeviceView {
     phone_number: String,
     status: String,
     secret_token: String,
-    webhook_status: Value,
+    webhook_status: BoolFlag,
     webhook_url: Option<String>,
     webhook_options: Option<String>,
     opening_message: Option<String>,
@@ -66,7 +78,7 @@ pub struct DeviceView {
     send_window_start: Option<String>,
     send_window_end: Option<String>,
     recipient_hourly_cap: Option<i64>,
-    simulate_typing: Value,
+    simulate_typing: BoolFlag,
     paused_until: Option<String>,
     pause_reason: Option<String>,
     /// When WAHA last matched the device (its session created, configured, started), and the
@@ -89,9 +101,10 @@ pub struct DeviceView {
 }
 
 /// A device's sending state as `GET /api/devices/{id}` shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SendingStateView {
     held_messages: i64,
+    #[schema(value_type = std::collections::BTreeMap<String, i64>)]
     held_by_reason: serde_json::Map<String, Value>,
     next_send_at: Option<String>,
     sent_today: i64,
@@ -174,12 +187,12 @@ impl DeviceView {
 }
 
 /// A message as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MessageView {
     id: i64,
     device_id: i64,
     session_id: String,
-    is_queue: Value,
+    is_queue: BoolFlag,
     recipient: String,
     message_type: String,
     message: Option<String>,
@@ -189,7 +202,7 @@ pub struct MessageView {
     calendar_type: String,
     schedule_at: Option<String>,
     status: String,
-    is_sent: Value,
+    is_sent: BoolFlag,
     provider_message_id: Option<String>,
     api_response: Option<String>,
     sent_at: Option<String>,
@@ -245,7 +258,7 @@ impl MessageView {
 }
 
 /// A suppressed contact as `/api/devices/{id}/suppressions` shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SuppressionView {
     id: i64,
     device_id: i64,
@@ -267,7 +280,7 @@ impl From<SuppressionRow> for SuppressionView {
 }
 
 /// A WAHA server as `/api/waha-servers` shows it (its API key never: only whether it has one).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WahaServerView {
     id: i64,
     name: String,
@@ -301,7 +314,7 @@ impl From<ServerLoad> for WahaServerView {
 }
 
 /// An inbound message as `/api/inbox` shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct InboundView {
     id: i64,
     device_id: i64,
@@ -347,7 +360,7 @@ impl From<InboundRow> for InboundView {
 }
 
 /// A delivery to the integrator's webhook as `/api/webhook-deliveries` shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DeliveryView {
     id: i64,
     device_id: i64,
@@ -364,6 +377,7 @@ pub struct DeliveryView {
     created_at: String,
     updated_at: String,
     /// The JSON body, as sent.
+    #[schema(value_type = Object)]
     payload: Value,
     /// Only on `GET /api/webhook-deliveries/{id}`: every attempt, oldest first.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -371,7 +385,7 @@ pub struct DeliveryView {
 }
 
 /// One attempt of a delivery.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AttemptView {
     id: i64,
     attempted_at: String,

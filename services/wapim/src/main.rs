@@ -1,6 +1,6 @@
 //! The `wapim` binary: everything in one process, on SQLite and the in-process queue unless told
 //! otherwise. `wapim` serves; `wapim --demo` also starts the WAHA simulator and a demo device;
-//! `wapim migrate`, `wapim reset-token`, `wapim --help`.
+//! `wapim migrate`, `wapim reset-token`, `wapim openapi`, `wapim --help`.
 
 use std::net::TcpListener;
 use std::process::ExitCode;
@@ -22,6 +22,7 @@ Usage:
   wapim --demo        the same, plus a WAHA simulator and a demo device, with curl lines to try
   wapim migrate       create/migrate the database and exit
   wapim reset-token   replace the operator token kept in the database and print the new one
+  wapim openapi       print the REST API's OpenAPI 3.1 document (also at /api/openapi.json)
   wapim --help        this text and every setting
 
 Embedded by default: one SQLite file (./wapim.db) and an in-process queue; nothing else to
@@ -107,6 +108,10 @@ async fn main() -> ExitCode {
         }
         None | Some("serve") => serve(false).await,
         Some("--demo" | "demo") => serve(true).await,
+        Some("openapi") => {
+            print!("{}", wapim_gateway::openapi::ApiDoc::pretty_json());
+            ExitCode::SUCCESS
+        }
         Some("migrate") => {
             let settings = match load(&[]) {
                 Ok(s) => s,

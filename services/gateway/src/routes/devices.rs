@@ -27,6 +27,15 @@ const SORTS: &[(&str, DeviceSortColumn)] = &[
 ];
 
 /// `GET /devices`: a page of devices (a device sees only itself).
+#[utoipa::path(
+    get,
+    path = "/api/devices",
+    operation_id = "devices_list",
+    tag = "devices",
+    summary = "List devices (a device sees itself).",
+    params(crate::openapi::ListParams, crate::openapi::DeviceFilters),
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::listing::ListData<crate::views::DeviceView>>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn list(
     state: State,
     Authenticated(actor): Authenticated,
@@ -67,6 +76,16 @@ pub async fn list(
 
 /// `POST /devices`: registers a device (operators only). The secret token is returned in full
 /// here and never again.
+#[utoipa::path(
+    post,
+    path = "/api/devices",
+    operation_id = "devices_create",
+    tag = "devices",
+    summary = "Create a device (its WAHA session follows).",
+    request_body = crate::openapi::DeviceBody,
+    security(("operator" = [])),
+    responses((status = 200, description = "Created; `secret_token` and `webhook_secret` shown in full this once.", body = crate::openapi::Envelope<crate::views::DeviceView>), (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn create(
     state: State,
     Authenticated(actor): Authenticated,
@@ -89,6 +108,15 @@ pub async fn create(
 }
 
 /// `GET /devices/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/devices/{id}",
+    operation_id = "devices_show",
+    tag = "devices",
+    summary = "Read a device, with its sending state.",
+    params(("id" = i64, Path, description = "The device's id.")),
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn show(
     state: State,
     Authenticated(actor): Authenticated,
@@ -108,6 +136,16 @@ pub async fn show(
 
 /// `POST /devices/{id}/resume` (operators only): ends a pause (WhatsApp's reach-out timelock)
 /// early; its held messages are due at once.
+#[utoipa::path(
+    post,
+    path = "/api/devices/{id}/resume",
+    operation_id = "devices_resume",
+    tag = "devices",
+    summary = "End a pause early.",
+    params(("id" = i64, Path, description = "The device's id.")),
+    security(("operator" = [])),
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn resume(
     state: State,
     Authenticated(actor): Authenticated,
@@ -124,6 +162,16 @@ pub async fn resume(
 }
 
 /// `PUT /devices/{id}` (replace; absent optional fields are cleared).
+#[utoipa::path(
+    put,
+    path = "/api/devices/{id}",
+    operation_id = "devices_replace",
+    tag = "devices",
+    summary = "Replace a device's settings.",
+    params(("id" = i64, Path, description = "The device's id.")),
+    request_body = crate::openapi::DeviceBody,
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>), (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn replace(
     state: State,
     auth: Authenticated,
@@ -134,6 +182,16 @@ pub async fn replace(
 }
 
 /// `PATCH /devices/{id}` (absent fields are kept).
+#[utoipa::path(
+    patch,
+    path = "/api/devices/{id}",
+    operation_id = "devices_patch",
+    tag = "devices",
+    summary = "Change the fields present.",
+    params(("id" = i64, Path, description = "The device's id.")),
+    request_body = crate::openapi::DeviceBody,
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>), (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn patch(
     state: State,
     auth: Authenticated,
@@ -168,6 +226,16 @@ async fn update(
 }
 
 /// `DELETE /devices/{id}`: soft delete (operators only); its pending messages are cancelled.
+#[utoipa::path(
+    delete,
+    path = "/api/devices/{id}",
+    operation_id = "devices_delete",
+    tag = "devices",
+    summary = "Soft-delete a device (its pending messages are cancelled).",
+    params(("id" = i64, Path, description = "The device's id.")),
+    security(("operator" = [])),
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn delete(
     state: State,
     Authenticated(actor): Authenticated,
@@ -185,6 +253,16 @@ pub async fn delete(
 
 /// `POST /devices/{id}/restore` (operators only): the device comes back with its own session id
 /// and what its deletion cancelled is pending again.
+#[utoipa::path(
+    post,
+    path = "/api/devices/{id}/restore",
+    operation_id = "devices_restore",
+    tag = "devices",
+    summary = "Restore a deleted device (and what its deletion cancelled).",
+    params(("id" = i64, Path, description = "The device's id.")),
+    security(("operator" = [])),
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn restore(
     state: State,
     Authenticated(actor): Authenticated,
@@ -201,6 +279,16 @@ pub async fn restore(
 
 /// `POST /devices/{id}/resync` (operators only): the device's WAHA session is brought in line
 /// with it (created if WAHA lost it, reconfigured, started) by the dispatcher, shortly.
+#[utoipa::path(
+    post,
+    path = "/api/devices/{id}/resync",
+    operation_id = "devices_resync",
+    tag = "devices",
+    summary = "Bring its WAHA session in line now.",
+    params(("id" = i64, Path, description = "The device's id.")),
+    security(("operator" = [])),
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn resync(
     state: State,
     Authenticated(actor): Authenticated,

@@ -31,6 +31,15 @@ const SORTS: &[(&str, MessageSortColumn)] = &[
 ];
 
 /// `GET /messages`: a page of messages (a device sees only its own).
+#[utoipa::path(
+    get,
+    path = "/api/messages",
+    operation_id = "messages_list",
+    tag = "messages",
+    summary = "List messages (a device sees its own).",
+    params(crate::openapi::ListParams, crate::openapi::MessageFilters),
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::listing::ListData<crate::views::MessageView>>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn list(
     state: State,
     Authenticated(actor): Authenticated,
@@ -143,6 +152,16 @@ pub(crate) fn date_bound(
 }
 
 /// `POST /messages`: stores one message as `pending`. Honours `Idempotency-Key`.
+#[utoipa::path(
+    post,
+    path = "/api/messages",
+    operation_id = "messages_create",
+    tag = "messages",
+    summary = "Send a message now, later, or by a Hijri date.",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe: the same request within 24 h returns the first answer."), ("traceparent" = Option<String>, Header, description = "W3C trace context the send continues.")),
+    request_body = crate::openapi::MessageBody,
+    responses((status = 200, description = "Accepted (or, for an immediate send, sent).", body = crate::openapi::Envelope<crate::views::MessageView>), (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn create(
     state: State,
     Authenticated(actor): Authenticated,
@@ -231,6 +250,15 @@ async fn wait_for_outcome(
 }
 
 /// `GET /messages/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/messages/{id}",
+    operation_id = "messages_show",
+    tag = "messages",
+    summary = "Read a message.",
+    params(("id" = i64, Path, description = "The message's id.")),
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn show(
     state: State,
     Authenticated(actor): Authenticated,
@@ -242,6 +270,16 @@ pub async fn show(
 }
 
 /// `PUT /messages/{id}`: replaces the content of a pending message.
+#[utoipa::path(
+    put,
+    path = "/api/messages/{id}",
+    operation_id = "messages_replace",
+    tag = "messages",
+    summary = "Replace a pending message.",
+    params(("id" = i64, Path, description = "The message's id.")),
+    request_body = crate::openapi::MessageBody,
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>), (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn replace(
     state: State,
     auth: Authenticated,
@@ -252,6 +290,16 @@ pub async fn replace(
 }
 
 /// `PATCH /messages/{id}`: changes some fields of a pending message.
+#[utoipa::path(
+    patch,
+    path = "/api/messages/{id}",
+    operation_id = "messages_patch",
+    tag = "messages",
+    summary = "Change the fields present of a pending message.",
+    params(("id" = i64, Path, description = "The message's id.")),
+    request_body = crate::openapi::MessageBody,
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>), (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn patch(
     state: State,
     auth: Authenticated,
@@ -281,6 +329,15 @@ async fn update(
 
 /// `DELETE /messages/{id}`: soft delete; a pending message is cancelled and never sent; one
 /// being sent is a 409.
+#[utoipa::path(
+    delete,
+    path = "/api/messages/{id}",
+    operation_id = "messages_delete",
+    tag = "messages",
+    summary = "Soft-delete (a pending message is cancelled).",
+    params(("id" = i64, Path, description = "The message's id.")),
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn delete(
     state: State,
     Authenticated(actor): Authenticated,
@@ -297,6 +354,15 @@ pub async fn delete(
 
 /// `POST /messages/{id}/restore`: undoes a delete (what the delete cancelled is pending again);
 /// 409 while the message's device is deleted.
+#[utoipa::path(
+    post,
+    path = "/api/messages/{id}/restore",
+    operation_id = "messages_restore",
+    tag = "messages",
+    summary = "Undo a delete.",
+    params(("id" = i64, Path, description = "The message's id.")),
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn restore(
     state: State,
     Authenticated(actor): Authenticated,
@@ -313,6 +379,15 @@ pub async fn restore(
 
 /// `POST /messages/{id}/resend`: a `failed` message goes back to `pending` (same record, new
 /// attempts); any other status is a 422.
+#[utoipa::path(
+    post,
+    path = "/api/messages/{id}/resend",
+    operation_id = "messages_resend",
+    tag = "messages",
+    summary = "Send a failed message again.",
+    params(("id" = i64, Path, description = "The message's id.")),
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn resend(
     state: State,
     Authenticated(actor): Authenticated,

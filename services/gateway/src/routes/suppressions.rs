@@ -15,6 +15,15 @@ use crate::state::State;
 use crate::views::SuppressionView;
 
 /// `GET /devices/{id}/suppressions`: a page of the list, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/devices/{id}/suppressions",
+    operation_id = "suppressions_list",
+    tag = "devices",
+    summary = "The device's opt-outs.",
+    params(("id" = i64, Path, description = "The device's id."), crate::openapi::ListParams),
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::listing::ListData<crate::views::SuppressionView>>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn list(
     state: State,
     Authenticated(actor): Authenticated,
@@ -36,6 +45,16 @@ pub async fn list(
 
 /// `POST /devices/{id}/suppressions` with `{"phone", "reason"?}`: the contact is never messaged
 /// by this device again (adding one already listed keeps the existing entry).
+#[utoipa::path(
+    post,
+    path = "/api/devices/{id}/suppressions",
+    operation_id = "suppressions_add",
+    tag = "devices",
+    summary = "Opt a contact out.",
+    params(("id" = i64, Path, description = "The device's id.")),
+    request_body = crate::openapi::SuppressionBody,
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::SuppressionView>), (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn add(
     state: State,
     Authenticated(actor): Authenticated,
@@ -55,6 +74,15 @@ pub async fn add(
 }
 
 /// `DELETE /devices/{id}/suppressions/{phone}`: the contact may be messaged again.
+#[utoipa::path(
+    delete,
+    path = "/api/devices/{id}/suppressions/{phone}",
+    operation_id = "suppressions_remove",
+    tag = "devices",
+    summary = "Take a contact off the list.",
+    params(("id" = i64, Path, description = "The device's id."), ("phone" = String, Path, description = "The contact, any accepted form.")),
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<Option<Object>>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn remove(
     state: State,
     Authenticated(actor): Authenticated,

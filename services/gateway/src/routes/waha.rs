@@ -53,6 +53,15 @@ async fn pass_through(
 }
 
 /// `GET /v1/waha/sessions/{session_id}/me`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/waha/sessions/{session_id}/me",
+    operation_id = "waha_me",
+    tag = "waha",
+    summary = "The WhatsApp account behind the session (WAHA's answer).",
+    params(("session_id" = String, Path, description = "The device's session id.")),
+    responses((status = 200, description = "OK.", body = Object), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope), (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn me(
     state: State,
     Authenticated(actor): Authenticated,
@@ -62,6 +71,15 @@ pub async fn me(
 }
 
 /// `GET /v1/waha/{session_id}/profile`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/waha/{session_id}/profile",
+    operation_id = "waha_profile",
+    tag = "waha",
+    summary = "The account's profile (WAHA's answer).",
+    params(("session_id" = String, Path, description = "The device's session id.")),
+    responses((status = 200, description = "OK.", body = Object), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope), (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn profile(
     state: State,
     Authenticated(actor): Authenticated,
@@ -71,6 +89,15 @@ pub async fn profile(
 }
 
 /// `POST /v1/waha/sessions/{session_id}/restart`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/waha/sessions/{session_id}/restart",
+    operation_id = "waha_restart",
+    tag = "waha",
+    summary = "Restart the session.",
+    params(("session_id" = String, Path, description = "The device's session id.")),
+    responses((status = 200, description = "OK.", body = Object), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope), (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn restart(
     state: State,
     Authenticated(actor): Authenticated,
@@ -80,6 +107,15 @@ pub async fn restart(
 }
 
 /// `POST /v1/waha/sessions/{session_id}/logout`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/waha/sessions/{session_id}/logout",
+    operation_id = "waha_logout",
+    tag = "waha",
+    summary = "Log the phone out.",
+    params(("session_id" = String, Path, description = "The device's session id.")),
+    responses((status = 200, description = "OK.", body = Object), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope), (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn logout(
     state: State,
     Authenticated(actor): Authenticated,
@@ -90,6 +126,15 @@ pub async fn logout(
 
 /// `GET /v1/waha/{session_id}/auth/qr.png?format=image|raw`: the PNG (default), or the QR's
 /// value as JSON.
+#[utoipa::path(
+    get,
+    path = "/api/v1/waha/{session_id}/auth/qr.png",
+    operation_id = "waha_qr",
+    tag = "waha",
+    summary = "The pairing QR as PNG (or its value).",
+    params(("session_id" = String, Path, description = "The device's session id."), crate::openapi::QrParams),
+    responses((status = 200, description = "The PNG, or with `format=raw` WAHA's JSON.", content_type = "image/png"), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope), (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn qr(
     state: State,
     Authenticated(actor): Authenticated,
@@ -116,6 +161,16 @@ pub async fn qr(
 
 /// `POST /v1/waha/{session_id}/auth/request-code` with `{"phone_number"}` (or WAHA's
 /// `phoneNumber`; normalised like every phone): a pairing code instead of the QR.
+#[utoipa::path(
+    post,
+    path = "/api/v1/waha/{session_id}/auth/request-code",
+    operation_id = "waha_request_code",
+    tag = "waha",
+    summary = "A pairing code instead of the QR.",
+    params(("session_id" = String, Path, description = "The device's session id.")),
+    request_body = crate::openapi::RequestCodeBody,
+    responses((status = 200, description = "OK.", body = Object), (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope), (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn request_code(
     state: State,
     Authenticated(actor): Authenticated,
@@ -150,6 +205,15 @@ pub async fn request_code(
 }
 
 /// `GET /v1/waha/contacts/check-exists?phone=…&session=…`: the phone normalised first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/waha/contacts/check-exists",
+    operation_id = "waha_check_exists",
+    tag = "waha",
+    summary = "Whether a phone is on WhatsApp.",
+    params(crate::openapi::CheckExistsParams),
+    responses((status = 200, description = "OK.", body = Object), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope), (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn check_exists(
     state: State,
     Authenticated(actor): Authenticated,

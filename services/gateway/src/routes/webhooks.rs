@@ -18,6 +18,15 @@ use crate::views::DeliveryView;
 
 /// `POST /devices/{id}/webhook-secret`: a new `whsec_…` secret, shown this once; every attempt
 /// from now on is signed with it.
+#[utoipa::path(
+    post,
+    path = "/api/devices/{id}/webhook-secret",
+    operation_id = "webhooks_rotate_secret",
+    tag = "webhooks",
+    summary = "A new signing secret for the device's webhook.",
+    params(("id" = i64, Path, description = "The device's id.")),
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::openapi::WebhookSecret>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn rotate_secret(
     state: State,
     Authenticated(actor): Authenticated,
@@ -36,6 +45,15 @@ pub async fn rotate_secret(
 }
 
 /// `GET /webhook-deliveries?device_id=&event=&status=&page=&per_page=`, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/webhook-deliveries",
+    operation_id = "webhooks_list",
+    tag = "webhooks",
+    summary = "Deliveries to the integrator's webhook.",
+    params(crate::openapi::ListParams, crate::openapi::DeliveryFilters),
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::listing::ListData<crate::views::DeliveryView>>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn list(
     state: State,
     Authenticated(actor): Authenticated,
@@ -85,6 +103,15 @@ pub async fn list(
 }
 
 /// `GET /webhook-deliveries/{id}`: the delivery and every attempt.
+#[utoipa::path(
+    get,
+    path = "/api/webhook-deliveries/{id}",
+    operation_id = "webhooks_show",
+    tag = "webhooks",
+    summary = "A delivery with every attempt.",
+    params(("id" = i64, Path, description = "The delivery's id.")),
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeliveryView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn show(
     state: State,
     Authenticated(actor): Authenticated,
@@ -97,6 +124,15 @@ pub async fn show(
 
 /// `POST /webhook-deliveries/{id}/replay`: sent again now (same `webhook-id`, a fresh day of
 /// retries).
+#[utoipa::path(
+    post,
+    path = "/api/webhook-deliveries/{id}/replay",
+    operation_id = "webhooks_replay",
+    tag = "webhooks",
+    summary = "Deliver it again.",
+    params(("id" = i64, Path, description = "The delivery's id.")),
+    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeliveryView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+)]
 pub async fn replay(
     state: State,
     Authenticated(actor): Authenticated,

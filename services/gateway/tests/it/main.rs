@@ -11,5 +11,6 @@ mod helpers;
 mod idempotency;
 mod lists;
 mod messages;
+mod openapi;
 mod safety;
 mod waha;
