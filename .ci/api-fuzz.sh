@@ -268,20 +268,74 @@ echo "spec: $spec_from, OpenAPI 3, $ops operations"
 # the device run uses (made before any fuzzing; checked and, if the operator run broke it, made
 # again before the device run).
 AUTH_OP=(-H "Authorization: Bearer $OPERATOR_TOKEN")
-made=$(api POST /api/devices '{"name": "api-fuzz target", "phone_number": "0811000000101"}' "${AUTH_OP[@]}") \
-  || die "POST /api/devices as the operator failed"
-TARGET_ID=$(json_field id <<<"$made")
-TARGET_SESSION=$(json_field session_id <<<"$made")
+DEVICE_ID="" DEVICE_SESSION="" DEVICE_SECRET=""
 new_device() {
   local made
-  made=$(api POST /api/devices "{\"name\": \"api-fuzz device $1\", \"phone_number\": \"08110000002$1\"}" "${AUTH_OP[@]}") \
+  made=$(api POST /api/devices "{\"name\": \"api-fuzz $1\", \"phone_number\": \"0811000000$2\"}" "${AUTH_OP[@]}") \
     || return 1
   DEVICE_ID=$(json_field id <<<"$made")
   DEVICE_SESSION=$(json_field session_id <<<"$made")
   DEVICE_SECRET=$(json_field secret_token <<<"$made")
 }
-new_device 01 || die "POST /api/devices (the device run's device) failed"
+new_device target 101 || die "POST /api/devices as the operator failed"
+TARGET_ID=$DEVICE_ID TARGET_SESSION=$DEVICE_SESSION TARGET_SECRET=$DEVICE_SECRET
+new_device device 102 || die "POST /api/devices (the device run's device) failed"
 echo "devices: #$TARGET_ID ($TARGET_SESSION) for the operator run, #$DEVICE_ID ($DEVICE_SESSION) for the device run"
+
+# Keeps a run's own device usable: restored after a DELETE, its secret token put back after a
+# PUT/PATCH. Every repair is logged to $API_FUZZ_HOOK_LOG.
+cat >"$WORK/hooks.py" <<'PYEOF'
+import json
+import os
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import schemathesis
+
+BASE = os.environ["API_FUZZ_BASE"]
+TOKEN = os.environ["API_FUZZ_OPERATOR_TOKEN"]
+DEVICE = os.environ["API_FUZZ_HOOK_DEVICE"]
+SECRET = os.environ["API_FUZZ_HOOK_SECRET"]
+LOG = os.environ["API_FUZZ_HOOK_LOG"]
+PATH = re.compile(r"^/api/devices/0*(\d+)/?$")
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _operator(method, path, body=None):
+    request = urllib.request.Request(
+        BASE + path,
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+    )
+    try:
+        with OPENER.open(request, timeout=10) as answer:
+            return answer.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError as e:
+        return repr(e)
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    if not 200 <= response.status_code < 300:
+        return
+    request = response.request
+    match = PATH.match(urllib.parse.urlsplit(request.url).path)
+    if not match or match.group(1) != DEVICE:
+        return
+    if request.method == "DELETE":
+        what, got = "restored", _operator("POST", f"/api/devices/{DEVICE}/restore")
+    elif request.method in ("PUT", "PATCH"):
+        what, got = "secret token put back", _operator("PATCH", f"/api/devices/{DEVICE}", {"secret_token": SECRET})
+    else:
+        return
+    with open(LOG, "a", encoding="utf-8") as log:
+        log.write(f"{request.method} {request.url} answered {response.status_code}: device {DEVICE} {what} ({got})\n")
+PYEOF
 
 exclude=()
 [ -n "$EXCLUDE" ] && exclude+=(--exclude-path-regex "$EXCLUDE")
@@ -295,63 +349,74 @@ if [ -n "${API_FUZZ_REPORT_DIR:-}" ]; then
 fi
 read -r -a extra <<<"${API_FUZZ_ARGS:-}"
 
-# fuzz NAME ID SESSION HEADER...: one schemathesis run; its output goes to the terminal and to
-# $WORK/NAME.out.
+# fuzz NAME ID SESSION SECRET HEADER...: one schemathesis run; its output goes to the terminal
+# and to $WORK/NAME.out.
 results=()
 failed=0
 fuzz() {
-  local name=$1 id=$2 session=$3
-  shift 3
-  # Half of the generated ids and session ids are the run's real device, so the handlers get
-  # past their 404s; the other half stay random.
-  cat >"$WORK/$name.toml" <<EOF
-[dictionaries.ids]
-values = [$id]
-[dictionaries.sessions]
-values = ["$session"]
-[parameters]
-"path.id" = { dictionary = "ids", probability = 0.5 }
-"query.device_id" = { dictionary = "ids", probability = 0.5 }
-"session_id" = { dictionary = "sessions", probability = 0.5 }
-"query.session" = { dictionary = "sessions", probability = 0.5 }
-"body.session_id" = { dictionary = "sessions", probability = 0.5 }
-"body.items[*].session_id" = { dictionary = "sessions", probability = 0.5 }
-EOF
+  local name=$1 id=$2 session=$3 secret=$4
+  shift 4
+  {
+    echo "hooks = '$WORK/hooks.py'"
+    echo
+    echo "[dictionaries.ids]"
+    echo "values = [$id]"
+    echo "[dictionaries.sessions]"
+    echo "values = [\"$session\"]"
+    echo
+    echo "[parameters]"
+    echo "\"path.id\" = { dictionary = \"ids\", probability = 0.5 }"
+    echo "\"query.device_id\" = { dictionary = \"ids\", probability = 0.5 }"
+    echo "\"session_id\" = { dictionary = \"sessions\", probability = 0.5 }"
+    echo "\"query.session\" = { dictionary = \"sessions\", probability = 0.5 }"
+    echo "\"body.session_id\" = { dictionary = \"sessions\", probability = 0.5 }"
+    echo "\"body.items[*].session_id\" = { dictionary = \"sessions\", probability = 0.5 }"
+    if [ -n "$WAHA_PATHS" ]; then
+      echo
+      echo "# WAHA is down: these routes answer 502/504 by design; 500 and 503 still fail."
+      echo "[[operations]]"
+      echo "include-path-regex = '$WAHA_PATHS'"
+      echo "checks.not_a_server_error.expected-statuses = [\"1XX\", \"2XX\", \"3XX\", \"4XX\", 502, 504]"
+    fi
+  } >"$WORK/$name.toml"
   local junit=()
   [ ${#report[@]} -gt 0 ] && junit=("${report[@]}" --report-junit-path "$name.xml")
   echo "== api-fuzz: $name run (checks $CHECKS, $MAX_EXAMPLES examples, phases $PHASES)"
   local rc=0
-  (cd "$WORK" && env "${SANDBOX_ENV[@]}" timeout --kill-after=5 "$RUN_TIMEOUT" "$PY" -m schemathesis.cli \
+  (cd "$WORK" && env "${SANDBOX_ENV[@]}" API_FUZZ_BASE="$BASE" API_FUZZ_OPERATOR_TOKEN="$OPERATOR_TOKEN" \
+      API_FUZZ_HOOK_DEVICE="$id" API_FUZZ_HOOK_SECRET="$secret" API_FUZZ_HOOK_LOG="$WORK/$name.hook.log" \
+      timeout --kill-after=5 "$RUN_TIMEOUT" "$PY" -m schemathesis.cli \
       --config-file "$WORK/$name.toml" --no-color \
       run "$SPEC" --origin "$BASE" "$@" \
       --checks "$CHECKS" --phases "$PHASES" --max-examples "$MAX_EXAMPLES" "${seed[@]}" \
       --workers 1 --request-timeout 10 --generation-with-security-parameters false \
       --generation-database none --output-truncate true \
       "${exclude[@]}" "${junit[@]}" "${extra[@]}") 2>&1 | tee "$WORK/$name.out" || rc=$?
-  local cases
+  local cases repairs=""
   cases=$(grep -A1 '^Test cases:' "$WORK/$name.out" | tail -n 1 | sed 's/^ *//')
+  [ -f "$WORK/$name.hook.log" ] && repairs=", device repaired $(wc -l <"$WORK/$name.hook.log") times"
   if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     results+=("$name: over ${RUN_TIMEOUT} s")
     failed=1
   elif [ "$rc" != 0 ]; then
-    results+=("$name: FAILED (${cases:-no test cases})")
+    results+=("$name: FAILED (${cases:-no test cases}$repairs)")
     failed=1
   else
-    results+=("$name: ${cases:-ok}")
+    results+=("$name: ${cases:-ok}$repairs")
   fi
-  kill -0 "$WAPIM_PID" 2>/dev/null || { results+=("wapim died"); failed=1; die "wapim died during the $name run"; }
+  kill -0 "$WAPIM_PID" 2>/dev/null || die "wapim died during the $name run"
 }
 
 for run in $RUNS; do
   case $run in
     operator)
-      fuzz operator "$TARGET_ID" "$TARGET_SESSION" "${AUTH_OP[@]}" ;;
+      fuzz operator "$TARGET_ID" "$TARGET_SESSION" "$TARGET_SECRET" "${AUTH_OP[@]}" ;;
     device)
       if ! api GET /api/messages '' -H "X-Session-Id: $DEVICE_SESSION" -H "X-Session-Secret-Token: $DEVICE_SECRET" >/dev/null 2>&1; then
         echo "note: the device run's credentials stopped working during the operator run: a new device"
-        new_device 02 || die "POST /api/devices (a new device for the device run) failed"
+        new_device device-2 103 || die "POST /api/devices (a new device for the device run) failed"
       fi
-      fuzz device "$DEVICE_ID" "$DEVICE_SESSION" \
+      fuzz device "$DEVICE_ID" "$DEVICE_SESSION" "$DEVICE_SECRET" \
         -H "X-Session-Id: $DEVICE_SESSION" -H "X-Session-Secret-Token: $DEVICE_SECRET" ;;
     *) die "unknown run in API_FUZZ_RUNS: $run" ;;
   esac

@@ -276,6 +276,54 @@ pub enum CalendarTypeDoc {
     Hijriah,
 }
 
+/// A message's life-cycle status (moves only forward: see docs/api.md).
+#[derive(ToSchema)]
+#[schema(as = MessageStatus, rename_all = "lowercase")]
+pub enum MessageStatusDoc {
+    /// Accepted, waiting to be sent (`hold_reason` says why, when due).
+    Pending,
+    /// Being sent.
+    Processing,
+    /// WAHA took it.
+    Sent,
+    /// On the contact's phone.
+    Delivered,
+    /// Read (or played).
+    Read,
+    /// Not sent (`api_response` says why).
+    Failed,
+    /// Deleted before it was sent.
+    Cancelled,
+}
+
+/// A device's WAHA session status.
+#[derive(ToSchema)]
+#[schema(as = DeviceStatus, rename_all = "snake_case")]
+pub enum DeviceStatusDoc {
+    /// The session starts.
+    Starting,
+    /// Waiting for the phone to scan the QR.
+    ScanQrCode,
+    /// Paired and able to send.
+    Working,
+    /// WAHA gave up on the session.
+    Failed,
+    /// Stopped (e.g. the device is deleted).
+    Stopped,
+}
+
+/// Where a delivery to the integrator's webhook stands.
+#[derive(ToSchema)]
+#[schema(as = WebhookDeliveryStatus, rename_all = "lowercase")]
+pub enum DeliveryStatusDoc {
+    /// Owed (being tried, or waiting for its next attempt).
+    Pending,
+    /// The webhook answered 2xx.
+    Delivered,
+    /// Given up (`give_up_at` passed, or a permanent refusal).
+    Failed,
+}
+
 /// Whether a WAHA server takes new devices.
 #[derive(ToSchema)]
 #[schema(as = WahaServerState, rename_all = "lowercase")]
@@ -503,6 +551,7 @@ impl Modify for Security {
         AttemptView, SuppressionView, WahaServerView, Meta, BoolFlag, DeviceBody, MessageBody,
         BatchBody, BatchItem, BatchResult, SuppressionBody, WahaServerBody, RequestCodeBody,
         GeneratedToken, WebhookSecret, ServerList, MessageTypeDoc, CalendarTypeDoc, ServerStateDoc,
+        MessageStatusDoc, DeviceStatusDoc, DeliveryStatusDoc,
     ))
 )]
 pub struct ApiDoc;
@@ -536,4 +585,82 @@ async fn docs_slash() -> HttpResponse {
     HttpResponse::Found()
         .insert_header(("Location", "docs/"))
         .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wapim_domain::{
+        CalendarType, DeviceStatus, MessageStatus, MessageType, WebhookDeliveryStatus,
+    };
+
+    fn documented(name: &str) -> Vec<String> {
+        let doc = serde_json::to_value(ApiDoc::document()).unwrap();
+        doc["components"]["schemas"][name]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{name} is an enum in the spec"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    fn sorted(mut v: Vec<String>) -> Vec<String> {
+        v.sort();
+        v
+    }
+
+    /// The documented enums are the domain's, value for value.
+    #[test]
+    fn documented_enums_are_the_domains() {
+        let names = |all: &[&str]| sorted(all.iter().map(|s| (*s).to_owned()).collect());
+        assert_eq!(
+            sorted(documented("MessageStatus")),
+            names(
+                &MessageStatus::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+            )
+        );
+        assert_eq!(
+            sorted(documented("DeviceStatus")),
+            names(
+                &DeviceStatus::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+            )
+        );
+        assert_eq!(
+            sorted(documented("MessageType")),
+            names(
+                &MessageType::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+            )
+        );
+        assert_eq!(
+            sorted(documented("CalendarType")),
+            names(
+                &CalendarType::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+            )
+        );
+        assert_eq!(
+            sorted(documented("WebhookDeliveryStatus")),
+            names(
+                &WebhookDeliveryStatus::ALL
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+            )
+        );
+        assert_eq!(
+            sorted(documented("WahaServerState")),
+            names(wapim_app::waha_servers::SERVER_STATES)
+        );
+    }
 }

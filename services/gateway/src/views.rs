@@ -55,6 +55,7 @@ pub struct DeviceView {
     name: String,
     session_id: String,
     phone_number: String,
+    #[schema(value_type = crate::openapi::DeviceStatusDoc)]
     status: String,
     secret_token: String,
     webhook_status: BoolFlag,
@@ -65,8 +66,11 @@ pub struct DeviceView {
     auto_reply: Option<String>,
     auto_forward: Option<String>,
     auto_forward_number: Option<String>,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
+    #[schema(format = DateTime)]
     deleted_at: Option<String>,
     /// Extensions after the reference's fields: the device's own pacing (null: the server's
     /// `WAPIM_PACING__*` defaults), its limits (null: off; `timezone` null: the server's), and
@@ -79,10 +83,12 @@ pub struct DeviceView {
     send_window_end: Option<String>,
     recipient_hourly_cap: Option<i64>,
     simulate_typing: BoolFlag,
+    #[schema(format = DateTime)]
     paused_until: Option<String>,
     pause_reason: Option<String>,
     /// When WAHA last matched the device (its session created, configured, started), and the
     /// last failure of a sync still owed.
+    #[schema(format = DateTime)]
     waha_synced_at: Option<String>,
     waha_sync_error: Option<String>,
     /// The WAHA server its session lives on (`/api/waha-servers`; null: the default one).
@@ -106,10 +112,12 @@ pub struct SendingStateView {
     held_messages: i64,
     #[schema(value_type = std::collections::BTreeMap<String, i64>)]
     held_by_reason: serde_json::Map<String, Value>,
+    #[schema(format = DateTime)]
     next_send_at: Option<String>,
     sent_today: i64,
     daily_cap: Option<u32>,
     timezone: String,
+    #[schema(format = DateTime)]
     paused_until: Option<String>,
     pause_reason: Option<String>,
 }
@@ -194,24 +202,35 @@ pub struct MessageView {
     session_id: String,
     is_queue: BoolFlag,
     recipient: String,
+    #[schema(value_type = crate::openapi::MessageTypeDoc)]
     message_type: String,
     message: Option<String>,
     file_mimetype: Option<String>,
     file_filename: Option<String>,
     file_url: Option<String>,
+    #[schema(value_type = crate::openapi::CalendarTypeDoc)]
     calendar_type: String,
+    #[schema(format = DateTime)]
     schedule_at: Option<String>,
+    #[schema(value_type = crate::openapi::MessageStatusDoc)]
     status: String,
     is_sent: BoolFlag,
     provider_message_id: Option<String>,
     api_response: Option<String>,
+    #[schema(format = DateTime)]
     sent_at: Option<String>,
+    #[schema(format = DateTime)]
     delivered_at: Option<String>,
+    #[schema(format = DateTime)]
     read_at: Option<String>,
+    #[schema(format = DateTime)]
     status_updated_at: Option<String>,
     batch_id: Option<String>,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
+    #[schema(format = DateTime)]
     deleted_at: Option<String>,
     /// Why a `pending` message waits (`pacing`, `session_not_ready`, `reach_out_timelock`,
     /// `retry`); null otherwise. An extension of the reference's shape, after its fields.
@@ -264,6 +283,7 @@ pub struct SuppressionView {
     device_id: i64,
     phone: String,
     reason: Option<String>,
+    #[schema(format = DateTime)]
     created_at: String,
 }
 
@@ -287,10 +307,13 @@ pub struct WahaServerView {
     base_url: String,
     has_api_key: bool,
     capacity: i64,
+    #[schema(value_type = crate::openapi::ServerStateDoc)]
     state: String,
     devices: i64,
     room: i64,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
@@ -330,8 +353,11 @@ pub struct InboundView {
     media_url: Option<String>,
     media_mimetype: Option<String>,
     media_filename: Option<String>,
+    #[schema(format = DateTime)]
     sent_at: String,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
@@ -367,14 +393,20 @@ pub struct DeliveryView {
     webhook_id: String,
     event: String,
     url: String,
+    #[schema(value_type = crate::openapi::DeliveryStatusDoc)]
     status: String,
     attempts: i32,
+    #[schema(format = DateTime)]
     next_attempt_at: Option<String>,
+    #[schema(format = DateTime)]
     give_up_at: String,
     last_status_code: Option<i32>,
     last_error: Option<String>,
+    #[schema(format = DateTime)]
     delivered_at: Option<String>,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
     /// The JSON body, as sent.
     #[schema(value_type = Object)]
@@ -388,6 +420,7 @@ pub struct DeliveryView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AttemptView {
     id: i64,
+    #[schema(format = DateTime)]
     attempted_at: String,
     status_code: Option<i32>,
     error: Option<String>,
