@@ -51,6 +51,10 @@ pub enum DispatchError {
     /// The broker failed to acknowledge or republish.
     #[error("broker: {0}")]
     Broker(#[from] wapim_broker::BrokerError),
+    /// No HTTP client for the integrator's webhooks could be built (TLS set-up failed): the
+    /// delivery stays owed and is tried again.
+    #[error("the HTTP client for webhooks could not be built")]
+    WebhookClient,
 }
 
 /// What became of one job, for logs and tests.
@@ -97,8 +101,8 @@ pub struct Dispatcher {
     paces: Arc<ExpiringMap<String, Pace>>,
     /// Each session's engine, as WAHA last said (five minutes).
     engines: Arc<ExpiringMap<String, Option<String>>>,
-    /// Delivers the integrator's webhooks.
-    webhooks: webhooks::WebhookDelivery,
+    /// Delivers the integrator's webhooks (`None`: its HTTP client could not be built).
+    webhooks: Option<webhooks::WebhookDelivery>,
 }
 
 /// How long a dispatcher trusts what it read of a device's pacing.
@@ -151,7 +155,7 @@ impl Dispatcher {
             settings,
             paces: Arc::new(ExpiringMap::new(PACE_CACHE)),
             engines: Arc::new(ExpiringMap::new(Duration::from_secs(300))),
-            webhooks: webhooks::WebhookDelivery::guarded(),
+            webhooks: webhooks::WebhookDelivery::guarded().ok(),
         }
     }
 
@@ -168,7 +172,7 @@ impl Dispatcher {
         mut self,
         settings: &wapim_settings::WebhookSettings,
     ) -> Result<Self, wapim_webhooks::ClientError> {
-        self.webhooks = webhooks::WebhookDelivery::new(settings)?;
+        self.webhooks = Some(webhooks::WebhookDelivery::new(settings)?);
         Ok(self)
     }
 

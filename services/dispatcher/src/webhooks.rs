@@ -23,13 +23,13 @@ pub(crate) struct WebhookDelivery {
 
 impl WebhookDelivery {
     /// The defaults: 10 s per attempt, private targets refused, first retry after 5 s.
-    pub(crate) fn guarded() -> Self {
+    pub(crate) fn guarded() -> Result<Self, ClientError> {
         let timeout = Duration::from_secs(10);
-        Self {
-            sender: WebhookSender::new(timeout, false).unwrap_or_else(|_| unreachable_client()),
+        Ok(Self {
+            sender: WebhookSender::new(timeout, false)?,
             timeout,
             retry_base: Duration::from_secs(5),
-        }
+        })
     }
 
     pub(crate) fn new(settings: &wapim_settings::WebhookSettings) -> Result<Self, ClientError> {
@@ -57,17 +57,14 @@ impl WebhookDelivery {
 /// `WebhookSender::new` only fails when the TLS backend cannot start, which the settings path
 /// reports; the defaults' path has nothing to report it to.
 #[allow(clippy::panic)]
-fn unreachable_client() -> WebhookSender {
-    panic!("the HTTP client for webhooks could not be built")
-}
-
 impl Dispatcher {
     /// Makes one attempt of a delivery, if it is still pending and due: signed with its device's
     /// current secret, recorded with what the receiver answered, and scheduled again (or given
     /// up) when it failed.
     pub async fn deliver_webhook(&self, id: i64) -> Result<Outcome, DispatchError> {
+        let hooks = self.webhooks.as_ref().ok_or(DispatchError::WebhookClient)?;
         let at = now();
-        let timeout = TimeDelta::from_std(self.webhooks.timeout).unwrap_or(TimeDelta::seconds(10));
+        let timeout = TimeDelta::from_std(hooks.timeout).unwrap_or(TimeDelta::seconds(10));
         let claimed_until = at + timeout + TimeDelta::seconds(30);
         let Some(claimed) = blocking(&self.pool, move |c| {
             webhooks::claim(c, id, at, claimed_until)
@@ -91,8 +88,7 @@ impl Dispatcher {
                 .unwrap_or_default()
             }
         };
-        let attempt = self
-            .webhooks
+        let attempt = hooks
             .sender
             .attempt(&Delivery {
                 url: &delivery.url,
@@ -106,7 +102,7 @@ impl Dispatcher {
         let after = if attempt.delivered() {
             AfterAttempt::Delivered
         } else {
-            let next = finished + self.webhooks.backoff(delivery.attempts);
+            let next = finished + hooks.backoff(delivery.attempts);
             if attempt.retryable() && next <= delivery.give_up_at {
                 AfterAttempt::RetryAt(next)
             } else {
