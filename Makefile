@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # Defaults come from config/default.toml (config/embedded.toml for `wapim`); any WAPIM_*
 # variable set in the environment wins.
 
-.PHONY: help openapi services build run demo bench gateway dispatcher ingest migrate test lint fmt bench-api bench-pipeline bench-ingest bench-embedded chaos replay-dlq deploy-check docker clean
+.PHONY: help openapi api-fuzz browser services build run demo bench gateway dispatcher ingest migrate test lint fmt bench-api bench-pipeline bench-ingest bench-embedded chaos replay-dlq deploy-check docker clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -57,11 +57,17 @@ replay-dlq: ## Move dead-lettered send jobs back to the send queue (WAPIM_AMQP__
 migrate: services ## Apply database migrations and exit
 	cargo run -q -p wapim-gateway --bin gateway -- migrate
 
-test: services ## Run every test, on both set-ups (PostgreSQL + RabbitMQ, SQLite + in-process queue)
+browser: ## Install Debian's Chromium and ChromeDriver for the dashboard's browser test (only what is missing)
+	@bash .ci/browser.sh
+
+test: services browser ## Run every test, on both set-ups (PostgreSQL + RabbitMQ, SQLite + in-process queue)
 	cargo nextest run --workspace --locked
 
 openapi: ## Write the REST API's OpenAPI document to proto/openapi.json (a test fails while it differs from the served one)
 	cargo run -q -p wapim -- openapi > proto/openapi.json
+
+api-fuzz: ## Fuzz the REST API from its OpenAPI document with schemathesis (PyPI), as the operator and as a device; fails on any 5xx or an answer the document does not describe
+	@bash .ci/api-fuzz.sh
 
 lint: ## Formatting and clippy, as CI checks them
 	cargo fmt --all -- --check

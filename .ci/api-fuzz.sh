@@ -23,22 +23,26 @@
 # Settings (environment):
 #   WAPIM_BIN                 the binary (default target/debug/wapim; built with
 #                             `cargo build -p wapim` only when that default is missing)
-#   API_FUZZ_SPEC             an OpenAPI file or loopback URL to use instead of the binary's own
-#   API_FUZZ_CHECKS           more schemathesis checks, comma-separated (not_a_server_error always
-#                             runs), e.g. status_code_conformance,response_schema_conformance
-#   API_FUZZ_MAX_EXAMPLES     test cases per operation in the fuzzing phase (default 25)
+#   API_FUZZ_SPEC             an OpenAPI file (JSON or YAML; relative to the repository root) to
+#                             fuzz instead of the binary's own document
+#   API_FUZZ_CHECKS           schemathesis checks besides not_a_server_error (which always runs),
+#                             comma-separated (default status_code_conformance,
+#                             response_schema_conformance; "none": not_a_server_error alone)
+#   API_FUZZ_MAX_EXAMPLES     test cases per operation in the fuzzing phase (default 50)
 #   API_FUZZ_PHASES           schemathesis phases (default examples,coverage,fuzzing,stateful)
 #   API_FUZZ_SEED             Hypothesis seed (default 1; empty: random, printed by schemathesis)
 #   API_FUZZ_RUNS             which runs: "operator device" (default), "operator" or "device"
 #   API_FUZZ_WAHA_PATHS       path regex of the routes allowed 502/504 (default: /api/v1/waha/...
 #                             and /api/devices/{id}/qr)
 #   API_FUZZ_EXCLUDE          path regex of operations left out (default: none)
-#   API_FUZZ_RUN_TIMEOUT      seconds one schemathesis run may take before it counts as failed (75)
+#   API_FUZZ_RUN_TIMEOUT      seconds one schemathesis run may take before it counts as failed (80)
 #   API_FUZZ_NETNS            auto (default), 1 (required) or 0 (never) for the network namespace
 #   API_FUZZ_REPORT_DIR       where to write JUnit reports (default: none written)
 #   API_FUZZ_ARGS             more `schemathesis run` arguments, split on spaces
+#   API_FUZZ_LOG_LEVEL        wapim's log level (default info; the log is shown on failure)
 #   API_FUZZ_KEEP=1           keep the temporary directory (database, logs, spec) afterwards
 set -euo pipefail
+SELF="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
@@ -82,7 +86,7 @@ if [ "${API_FUZZ_INNER:-}" != 1 ]; then
     fi
     if [ "$PY" != python3 ]; then touch "$stampfile"; fi
   fi
-  got=$("$PY" -m schemathesis.cli --version 2>/dev/null | awk '{print $NF}')
+  got=$("$PY" -m schemathesis.cli --version 2>/dev/null | awk '{print $NF}' || true)
   if [ "$got" != "$SCHEMATHESIS_VERSION" ]; then
     echo "FAIL: schemathesis $SCHEMATHESIS_VERSION wanted, ${got:-none} found" >&2
     exit 1
@@ -111,7 +115,7 @@ fcntl.ioctl(s, 0x8914, struct.pack("16sh", b"lo", flags | 1))'
     echo "== api-fuzz: in a network namespace of its own (loopback only)"
     export API_FUZZ_INNER=1 API_FUZZ_IN_NETNS=1 API_FUZZ_PY="$PY" API_FUZZ_BIN="$BIN" \
       API_FUZZ_STARTED="$started" API_FUZZ_LO_UP="$LO_UP"
-    exec unshare --user --map-root-user --net -- bash "$0"
+    exec unshare --user --map-root-user --net -- bash "$SELF"
   elif [ "$netns" = 1 ]; then
     echo "FAIL: API_FUZZ_NETNS=1 but \`unshare --user --net\` is not allowed here" >&2
     exit 1
@@ -120,7 +124,7 @@ fcntl.ioctl(s, 0x8914, struct.pack("16sh", b"lo", flags | 1))'
        "the /api/waha-servers routes are left out"
   API_FUZZ_IN_NETNS=0 API_FUZZ_PY="$PY" API_FUZZ_BIN="$BIN" API_FUZZ_STARTED="$started"
 else
-  python3 -c "$API_FUZZ_LO_UP"
+  python3 -c "$API_FUZZ_LO_UP" || { echo "FAIL: cannot bring up lo in the network namespace" >&2; exit 1; }
 fi
 
 # ---------------------------------------------------------------------------------------------
@@ -129,16 +133,16 @@ fi
 PY=$API_FUZZ_PY
 BIN=$API_FUZZ_BIN
 started=$API_FUZZ_STARTED
-MAX_EXAMPLES=${API_FUZZ_MAX_EXAMPLES:-25}
+MAX_EXAMPLES=${API_FUZZ_MAX_EXAMPLES:-50}
 PHASES=${API_FUZZ_PHASES:-examples,coverage,fuzzing,stateful}
 SEED=${API_FUZZ_SEED-1}
 RUNS=${API_FUZZ_RUNS:-operator device}
 EXCLUDE=${API_FUZZ_EXCLUDE:-}
 WAHA_PATHS=${API_FUZZ_WAHA_PATHS-'^/api/v1/waha/|^/api/devices/\{id\}/qr$'}
-RUN_TIMEOUT=${API_FUZZ_RUN_TIMEOUT:-75}
+RUN_TIMEOUT=${API_FUZZ_RUN_TIMEOUT:-80}
 CHECKS=not_a_server_error
-for c in $(printf '%s' "${API_FUZZ_CHECKS:-}" | tr ',' ' '); do
-  case ",$CHECKS," in *",$c,"*) ;; *) CHECKS="$CHECKS,$c" ;; esac
+for c in $(printf '%s' "${API_FUZZ_CHECKS-status_code_conformance,response_schema_conformance}" | tr ',' ' '); do
+  case ",none,$CHECKS," in *",$c,"*) ;; *) CHECKS="$CHECKS,$c" ;; esac
 done
 
 # Nothing of the caller's configuration reaches wapim (a CI job's WAPIM_DATABASE__URL, token,
@@ -156,15 +160,20 @@ status=1
 summary=""
 
 cleanup() {
+  # The log's tail before wapim is stopped (its shutdown lines would push out what matters).
+  if [ "$status" != 0 ] && [ -s "$LOG" ]; then
+    if grep -q ' ERROR ' <(sed 's/\x1b\[[0-9;]*m//g' "$LOG"); then
+      echo "== api-fuzz: wapim's last ERROR lines"
+      sed 's/\x1b\[[0-9;]*m//g' "$LOG" | grep ' ERROR ' | tail -n 10
+    fi
+    echo "== api-fuzz: last 50 lines of wapim's log ($LOG)"
+    tail -n 50 "$LOG" | sed 's/\x1b\[[0-9;]*m//g'
+  fi
   if [ -n "$WAPIM_PID" ] && kill -0 "$WAPIM_PID" 2>/dev/null; then
     kill "$WAPIM_PID" 2>/dev/null || true
     for _ in $(seq 50); do kill -0 "$WAPIM_PID" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$WAPIM_PID" 2>/dev/null || true
     wait "$WAPIM_PID" 2>/dev/null || true
-  fi
-  if [ "$status" != 0 ] && [ -f "$LOG" ]; then
-    echo "== api-fuzz: last 50 lines of wapim's log ($LOG)"
-    tail -n 50 "$LOG" | sed 's/\x1b\[[0-9;]*m//g'
   fi
   echo "${summary:-api-fuzz: FAIL (stopped early)} in $(( $(date +%s) - started )) s"
   if [ "$status" = 0 ] && [ "${API_FUZZ_KEEP:-}" != 1 ]; then
@@ -229,31 +238,24 @@ json_field() { python3 -c 'import json, sys; print(json.load(sys.stdin)["data"][
 # The spec: the binary's own document, or API_FUZZ_SPEC. Kept as a file, checked, then fuzzed.
 SPEC="$WORK/openapi.json"
 if [ -n "${API_FUZZ_SPEC:-}" ]; then
-  case "$API_FUZZ_SPEC" in
-    http://127.0.0.1:*|http://localhost:*) curl -fsS --noproxy '*' --max-time 10 -o "$SPEC" "$API_FUZZ_SPEC" \
-      || die "cannot fetch API_FUZZ_SPEC=$API_FUZZ_SPEC" ;;
-    *://*) die "API_FUZZ_SPEC must be a file or a loopback URL, not $API_FUZZ_SPEC" ;;
-    *) [ -f "$API_FUZZ_SPEC" ] || die "API_FUZZ_SPEC=$API_FUZZ_SPEC is not a file"
-       cp "$API_FUZZ_SPEC" "$SPEC" ;;
-  esac
+  [ -f "$API_FUZZ_SPEC" ] || die "API_FUZZ_SPEC=$API_FUZZ_SPEC is not a file"
+  case "$API_FUZZ_SPEC" in *.yaml|*.yml) SPEC="$WORK/openapi.yaml" ;; esac
+  cp "$API_FUZZ_SPEC" "$SPEC"
   spec_from=$API_FUZZ_SPEC
 else
   code=$(curl -sS --noproxy '*' --max-time 10 -o "$SPEC" -w '%{http_code}' "$BASE/api/openapi.json" || true)
   [ "$code" = 200 ] || die "GET /api/openapi.json answered ${code:-nothing}: is $BIN built from a tree with the spec? (API_FUZZ_SPEC=file to use another)"
   spec_from="GET /api/openapi.json"
 fi
-ops=$(python3 - "$SPEC" <<'PYEOF'
+ops=$("$PY" - "$SPEC" <<'PYEOF'
 import json, sys
-try:
-    import yaml  # noqa: F401 (a YAML file given through API_FUZZ_SPEC)
-except ImportError:
-    yaml = None
+
+import yaml  # a schemathesis dependency
+
 text = open(sys.argv[1], encoding="utf-8").read()
 try:
     doc = json.loads(text)
 except ValueError:
-    if yaml is None:
-        sys.exit("not JSON")
     doc = yaml.safe_load(text)
 if not str(doc.get("openapi", "")).startswith("3."):
     sys.exit(f"not an OpenAPI 3 document (openapi: {doc.get('openapi')!r})")
@@ -277,8 +279,18 @@ new_device() {
   DEVICE_SESSION=$(json_field session_id <<<"$made")
   DEVICE_SECRET=$(json_field secret_token <<<"$made")
 }
+# new_message SESSION HEADER...: the id of a message queued for 2099 (so routes under
+# /api/messages/{id} have one to find).
+new_message() {
+  local session=$1
+  shift
+  api POST /api/messages "{\"session_id\": \"$session\", \"recipient\": \"0811000000201\", \"message_type\": \"text\", \"message\": \"api-fuzz\", \"is_queue\": true, \"schedule_at\": \"2099-01-01 00:00:00\"}" "$@" \
+    | json_field id
+}
 new_device target 101 || die "POST /api/devices as the operator failed"
 TARGET_ID=$DEVICE_ID TARGET_SESSION=$DEVICE_SESSION TARGET_SECRET=$DEVICE_SECRET
+TARGET_MESSAGE=$(new_message "$TARGET_SESSION" "${AUTH_OP[@]}") \
+  || die "POST /api/messages as the operator failed"
 new_device device 102 || die "POST /api/devices (the device run's device) failed"
 echo "devices: #$TARGET_ID ($TARGET_SESSION) for the operator run, #$DEVICE_ID ($DEVICE_SESSION) for the device run"
 
@@ -349,20 +361,26 @@ if [ -n "${API_FUZZ_REPORT_DIR:-}" ]; then
 fi
 read -r -a extra <<<"${API_FUZZ_ARGS:-}"
 
-# fuzz NAME ID SESSION SECRET HEADER...: one schemathesis run; its output goes to the terminal
+# fuzz NAME DEVICE MESSAGE SESSION SECRET HEADER...: one schemathesis run; its output goes to the terminal
 # and to $WORK/NAME.out.
 results=()
 failed=0
 fuzz() {
-  local name=$1 id=$2 session=$3 secret=$4
-  shift 4
+  local name=$1 id=$2 message=$3 session=$4 secret=$5
+  shift 5
   {
     echo "hooks = '$WORK/hooks.py'"
     echo
     echo "[dictionaries.ids]"
-    echo "values = [$id]"
+    echo "values = [$id, $message]"
     echo "[dictionaries.sessions]"
     echo "values = [\"$session\"]"
+    echo "[dictionaries.phones]"
+    echo "values = [\"0811000000201\", \"6281100000202\", \"+62 811-0000-0203\"]"
+    echo "[dictionaries.times]"
+    echo "values = [\"2099-01-01 09:00:00\", \"2099-01-01T09:00:00+07:00\"]"
+    echo "[dictionaries.urls]"
+    echo "values = [\"http://127.0.0.1:9/api-fuzz\"]"
     echo
     echo "[parameters]"
     echo "\"path.id\" = { dictionary = \"ids\", probability = 0.5 }"
@@ -371,6 +389,16 @@ fuzz() {
     echo "\"query.session\" = { dictionary = \"sessions\", probability = 0.5 }"
     echo "\"body.session_id\" = { dictionary = \"sessions\", probability = 0.5 }"
     echo "\"body.items[*].session_id\" = { dictionary = \"sessions\", probability = 0.5 }"
+    for key in path.phone query.phone query.recipient query.sender body.recipient body.phone \
+               body.phone_number body.auto_forward_number "body.items[*].recipient"; do
+      echo "\"$key\" = { dictionary = \"phones\", probability = 0.5 }"
+    done
+    for key in body.schedule_at "body.items[*].schedule_at"; do
+      echo "\"$key\" = { dictionary = \"times\", probability = 0.5 }"
+    done
+    for key in body.webhook_url body.file_url "body.items[*].file_url"; do
+      echo "\"$key\" = { dictionary = \"urls\", probability = 0.5 }"
+    done
     if [ -n "$WAHA_PATHS" ]; then
       echo
       echo "# WAHA is down: these routes answer 502/504 by design; 500 and 503 still fail."
@@ -393,7 +421,7 @@ fuzz() {
       --generation-database none --output-truncate true \
       "${exclude[@]}" "${junit[@]}" "${extra[@]}") 2>&1 | tee "$WORK/$name.out" || rc=$?
   local cases repairs=""
-  cases=$(grep -A1 '^Test cases:' "$WORK/$name.out" | tail -n 1 | sed 's/^ *//')
+  cases=$(grep -A1 '^Test cases:' "$WORK/$name.out" | tail -n 1 | sed 's/^ *//' || true)
   [ -f "$WORK/$name.hook.log" ] && repairs=", device repaired $(wc -l <"$WORK/$name.hook.log") times"
   if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
     results+=("$name: over ${RUN_TIMEOUT} s")
@@ -410,14 +438,16 @@ fuzz() {
 for run in $RUNS; do
   case $run in
     operator)
-      fuzz operator "$TARGET_ID" "$TARGET_SESSION" "$TARGET_SECRET" "${AUTH_OP[@]}" ;;
+      fuzz operator "$TARGET_ID" "$TARGET_MESSAGE" "$TARGET_SESSION" "$TARGET_SECRET" "${AUTH_OP[@]}" ;;
     device)
-      if ! api GET /api/messages '' -H "X-Session-Id: $DEVICE_SESSION" -H "X-Session-Secret-Token: $DEVICE_SECRET" >/dev/null 2>&1; then
+      auth_dev=(-H "X-Session-Id: $DEVICE_SESSION" -H "X-Session-Secret-Token: $DEVICE_SECRET")
+      if ! api GET /api/messages '' "${auth_dev[@]}" >/dev/null 2>&1; then
         echo "note: the device run's credentials stopped working during the operator run: a new device"
         new_device device-2 103 || die "POST /api/devices (a new device for the device run) failed"
+        auth_dev=(-H "X-Session-Id: $DEVICE_SESSION" -H "X-Session-Secret-Token: $DEVICE_SECRET")
       fi
-      fuzz device "$DEVICE_ID" "$DEVICE_SESSION" "$DEVICE_SECRET" \
-        -H "X-Session-Id: $DEVICE_SESSION" -H "X-Session-Secret-Token: $DEVICE_SECRET" ;;
+      message=$(new_message "$DEVICE_SESSION" "${auth_dev[@]}") || die "POST /api/messages as the device failed"
+      fuzz device "$DEVICE_ID" "$message" "$DEVICE_SESSION" "$DEVICE_SECRET" "${auth_dev[@]}" ;;
     *) die "unknown run in API_FUZZ_RUNS: $run" ;;
   esac
 done

@@ -558,3 +558,74 @@ pub fn status_counts(conn: &mut DbConn) -> Result<Vec<(String, i64)>, StoreError
         .select((messages::status, diesel::dsl::count_star()))
         .load(conn)?)
 }
+
+/// One batch's progress: how many of its messages are in each status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchProgress {
+    /// The batch's UUID.
+    pub batch_id: String,
+    /// When its first message was accepted.
+    pub started_at: NaiveDateTime,
+    /// Its messages.
+    pub total: i64,
+    /// Messages per status (only statuses it has).
+    pub by_status: Vec<(String, i64)>,
+}
+
+impl BatchProgress {
+    /// How many of its messages are in one of `statuses`.
+    pub fn count_of(&self, statuses: &[MessageStatus]) -> i64 {
+        self.by_status
+            .iter()
+            .filter(|(s, _)| statuses.iter().any(|t| t.as_str() == s))
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// The `limit` latest batches (of one device, or all), newest first, with their progress.
+pub fn batch_progress(
+    conn: &mut DbConn,
+    device_id: Option<i64>,
+    limit: i64,
+) -> Result<Vec<BatchProgress>, StoreError> {
+    use diesel::dsl::{count_star, min};
+    let mut latest = messages::table
+        .filter(messages::batch_id.is_not_null())
+        .group_by(messages::batch_id)
+        .select((messages::batch_id, min(messages::created_at)))
+        .order_by(min(messages::created_at).desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(device) = device_id {
+        latest = latest.filter(messages::device_id.eq(device));
+    }
+    let latest: Vec<(Option<String>, Option<NaiveDateTime>)> = latest.load(conn)?;
+    let ids: Vec<String> = latest.iter().filter_map(|(b, _)| b.clone()).collect();
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let counts: Vec<(Option<String>, String, i64)> = messages::table
+        .filter(messages::batch_id.eq_any(&ids))
+        .group_by((messages::batch_id, messages::status))
+        .select((messages::batch_id, messages::status, count_star()))
+        .load(conn)?;
+    Ok(latest
+        .into_iter()
+        .filter_map(|(batch, started)| {
+            let batch = batch?;
+            let mut by_status: Vec<(String, i64)> = counts
+                .iter()
+                .filter(|(b, _, _)| b.as_deref() == Some(batch.as_str()))
+                .map(|(_, s, n)| (s.clone(), *n))
+                .collect();
+            by_status.sort();
+            Some(BatchProgress {
+                total: by_status.iter().map(|(_, n)| n).sum(),
+                started_at: started?,
+                batch_id: batch,
+                by_status,
+            })
+        })
+        .collect())
+}

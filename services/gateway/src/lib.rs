@@ -4,6 +4,7 @@
 //! migrations and returns a server to await; `main.rs` only loads settings and binds.
 
 pub mod auth;
+pub mod dashboard;
 pub mod idempotency;
 pub mod listing;
 pub mod openapi;
@@ -167,6 +168,7 @@ impl Application {
                 app = app.configure(move |cfg| extra(cfg));
             }
             app.configure(openapi::routes)
+                .configure(dashboard::routes)
                 .service(web::scope("/api").configure(api_routes))
                 .configure(health::routes)
                 .default_service(web::to(route_not_found))

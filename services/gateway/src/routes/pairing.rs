@@ -75,7 +75,7 @@ fn escape(text: &str) -> String {
 }
 
 /// Where the pairing stands, as WAHA says it now.
-enum Pairing {
+pub(crate) enum Pairing {
     /// Paired: nothing to scan.
     Paired,
     /// A QR code to scan (its PNG, or its raw value for text).
@@ -84,7 +84,7 @@ enum Pairing {
     Waiting(String),
 }
 
-async fn pairing_state(
+pub(crate) async fn pairing_state(
     waha: &wapim_waha::WahaClient,
     session: &str,
     text: bool,

@@ -3,6 +3,7 @@
 
 mod auth;
 mod batch;
+mod dashboard;
 mod devices;
 mod errors;
 mod fuzz;

@@ -13,6 +13,8 @@ use serde_json::{json, Value};
 use wapim_testkit::{TestBackend, TestDatabase};
 use wapim_waha_sim::{Faults, SimConfig, SimHandle};
 
+mod browser;
+
 /// One `wapim` process and what it printed.
 struct Process {
     child: Child,
@@ -66,6 +68,11 @@ impl Setup {
 
     /// Starts `wapim` (with `admin_token`, or none: it generates one) and waits until it answers.
     async fn spawn(&self, admin_token: Option<&str>) -> Process {
+        self.spawn_with(admin_token, &[]).await
+    }
+
+    /// [`Setup::spawn`] with `extra_env` (`WAPIM_…` settings) on top of the test defaults.
+    async fn spawn_with(&self, admin_token: Option<&str>, extra_env: &[(&str, &str)]) -> Process {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wapim"));
         command
             .env_clear()
@@ -86,6 +93,7 @@ impl Setup {
         if let Some(token) = admin_token {
             command.env("WAPIM_AUTH__ADMIN_TOKEN", token);
         }
+        command.envs(extra_env.iter().copied());
         let mut child = command.spawn().expect("wapim starts");
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
