@@ -194,6 +194,97 @@ pub fn set_wa_message_id(
         == 1)
 }
 
+/// One logged outcome of a message's claims (`GET` of a message's attempts; the dashboard's
+/// timeline).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = crate::schema::message_attempts)]
+pub struct AttemptRow {
+    /// Row id.
+    pub id: i64,
+    /// The message.
+    pub message_id: i64,
+    /// The message's attempt count after it.
+    pub attempt: i32,
+    /// `sent`, `failed` or `released` (given back to wait).
+    pub outcome: String,
+    /// Why it waits, when released.
+    pub hold_reason: Option<String>,
+    /// WAHA's answer (or the error), as stored in `api_response` then.
+    pub api_response: Option<String>,
+    /// How many claims in a row ended exactly like this.
+    pub repeats: i32,
+    /// The first of them.
+    pub first_at: NaiveDateTime,
+    /// The last of them.
+    pub last_at: NaiveDateTime,
+}
+
+/// Longest `api_response` kept in the attempt log.
+const ATTEMPT_RESPONSE_CHARS: usize = 4000;
+
+/// Logs the outcome of a claim of `row` (as written): a new entry, or one more repeat of the
+/// previous entry when it ended the same way.
+fn log_attempt(
+    conn: &mut DbConn,
+    row: &MessageRow,
+    outcome: &str,
+    now: NaiveDateTime,
+) -> Result<(), StoreError> {
+    use crate::schema::message_attempts as a;
+    let response: Option<String> = row
+        .api_response
+        .as_deref()
+        .map(|r| r.chars().take(ATTEMPT_RESPONSE_CHARS).collect());
+    let hold = row.hold_reason.clone().filter(|_| outcome == "released");
+    let last: Option<AttemptRow> = a::table
+        .filter(a::message_id.eq(row.id))
+        .order(a::id.desc())
+        .select(AttemptRow::as_select())
+        .first(conn)
+        .optional()?;
+    if let Some(last) =
+        last.filter(|l| l.outcome == outcome && l.hold_reason == hold && l.api_response == response)
+    {
+        diesel::update(a::table.find(last.id))
+            .set((
+                a::repeats.eq(a::repeats + 1),
+                a::last_at.eq(now),
+                a::attempt.eq(row.attempts),
+            ))
+            .execute(conn)?;
+        return Ok(());
+    }
+    diesel::insert_into(a::table)
+        .values((
+            a::message_id.eq(row.id),
+            a::attempt.eq(row.attempts),
+            a::outcome.eq(outcome),
+            a::hold_reason.eq(hold),
+            a::api_response.eq(response),
+            a::first_at.eq(now),
+            a::last_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A message's logged attempts, oldest first (at most `limit`, the newest kept).
+pub fn attempts_of(
+    conn: &mut DbConn,
+    message_id: i64,
+    limit: i64,
+) -> Result<Vec<AttemptRow>, StoreError> {
+    use crate::schema::message_attempts as a;
+    let mut rows: Vec<AttemptRow> = a::table
+        .filter(a::message_id.eq(message_id))
+        .order(a::id.desc())
+        .limit(limit)
+        .select(AttemptRow::as_select())
+        .load(conn)?;
+    rows.reverse();
+    Ok(rows)
+}
+
 /// Records a send WAHA accepted: `processing → sent` with WhatsApp's id and WAHA's answer.
 pub fn record_sent(
     conn: &mut DbConn,
@@ -203,25 +294,31 @@ pub fn record_sent(
     now: NaiveDateTime,
 ) -> Result<Option<MessageRow>, StoreError> {
     let to = MessageStatus::Sent;
-    Ok(diesel::update(messages::table)
-        .filter(messages::id.eq(id))
-        .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Processing], to)))
-        .set((
-            messages::status.eq(to.as_str()),
-            messages::is_sent.eq(true),
-            messages::provider_message_id.eq(provider_message_id),
-            messages::api_response.eq(api_response),
-            messages::sent_at.eq(now),
-            // A send no limit admitted (none was set) still counts if one is set later today.
-            messages::admitted_at.eq(coalesce(messages::admitted_at, Some(now))),
-            messages::status_updated_at.eq(now),
-            messages::updated_at.eq(now),
-            messages::lease_until.eq(None::<NaiveDateTime>),
-            messages::revision.eq(messages::revision + 1),
-        ))
-        .returning(messages::all_columns)
-        .get_result(conn)
-        .optional()?)
+    crate::transaction(conn, |conn| {
+        let row = diesel::update(messages::table)
+            .filter(messages::id.eq(id))
+            .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Processing], to)))
+            .set((
+                messages::status.eq(to.as_str()),
+                messages::is_sent.eq(true),
+                messages::provider_message_id.eq(provider_message_id),
+                messages::api_response.eq(api_response),
+                messages::sent_at.eq(now),
+                // A send no limit admitted (none was set) still counts if one is set later today.
+                messages::admitted_at.eq(coalesce(messages::admitted_at, Some(now))),
+                messages::status_updated_at.eq(now),
+                messages::updated_at.eq(now),
+                messages::lease_until.eq(None::<NaiveDateTime>),
+                messages::revision.eq(messages::revision + 1),
+            ))
+            .returning(messages::all_columns)
+            .get_result::<MessageRow>(conn)
+            .optional()?;
+        if let Some(row) = &row {
+            log_attempt(conn, row, "sent", now)?;
+        }
+        Ok(row)
+    })
 }
 
 /// Records a send that cannot succeed: `processing → failed` with the last error.
@@ -232,20 +329,26 @@ pub fn record_failed(
     now: NaiveDateTime,
 ) -> Result<Option<MessageRow>, StoreError> {
     let to = MessageStatus::Failed;
-    Ok(diesel::update(messages::table)
-        .filter(messages::id.eq(id))
-        .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Processing], to)))
-        .set((
-            messages::status.eq(to.as_str()),
-            messages::api_response.eq(api_response),
-            messages::status_updated_at.eq(now),
-            messages::updated_at.eq(now),
-            messages::lease_until.eq(None::<NaiveDateTime>),
-            messages::revision.eq(messages::revision + 1),
-        ))
-        .returning(messages::all_columns)
-        .get_result(conn)
-        .optional()?)
+    crate::transaction(conn, |conn| {
+        let row = diesel::update(messages::table)
+            .filter(messages::id.eq(id))
+            .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Processing], to)))
+            .set((
+                messages::status.eq(to.as_str()),
+                messages::api_response.eq(api_response),
+                messages::status_updated_at.eq(now),
+                messages::updated_at.eq(now),
+                messages::lease_until.eq(None::<NaiveDateTime>),
+                messages::revision.eq(messages::revision + 1),
+            ))
+            .returning(messages::all_columns)
+            .get_result::<MessageRow>(conn)
+            .optional()?;
+        if let Some(row) = &row {
+            log_attempt(conn, row, "failed", now)?;
+        }
+        Ok(row)
+    })
 }
 
 /// How [`release`] gives a claimed message back.
@@ -292,25 +395,36 @@ pub fn release(
     } = *how;
     let to = MessageStatus::Pending;
     let refund = if refund_attempt { 1 } else { 0 };
-    Ok(diesel::update(messages::table)
-        .filter(messages::id.eq(id))
-        .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Processing], to)))
-        .set((
-            messages::status.eq(to.as_str()),
-            messages::due_at.eq(due_at),
-            job_owed_again(),
-            messages::api_response.eq(api_response),
-            messages::hold_reason.eq(hold.map(HoldReason::as_str)),
-            messages::pace_slot_at.eq(slot),
-            messages::attempts.eq(messages::attempts - refund),
-            messages::status_updated_at.eq(now),
-            messages::updated_at.eq(now),
-            messages::lease_until.eq(None::<NaiveDateTime>),
-            messages::revision.eq(messages::revision + 1),
-        ))
-        .returning(messages::all_columns)
-        .get_result(conn)
-        .optional()?)
+    crate::transaction(conn, |conn| {
+        let row = diesel::update(messages::table)
+            .filter(messages::id.eq(id))
+            .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Processing], to)))
+            .set((
+                messages::status.eq(to.as_str()),
+                messages::due_at.eq(due_at),
+                job_owed_again(),
+                messages::api_response.eq(api_response),
+                messages::hold_reason.eq(hold.map(HoldReason::as_str)),
+                messages::pace_slot_at.eq(slot),
+                messages::attempts.eq(messages::attempts - refund),
+                messages::status_updated_at.eq(now),
+                messages::updated_at.eq(now),
+                messages::lease_until.eq(None::<NaiveDateTime>),
+                messages::revision.eq(messages::revision + 1),
+            ))
+            .returning(messages::all_columns)
+            .get_result::<MessageRow>(conn)
+            .optional()?;
+        // Only a release that says why (WAHA's answer or a hold) is an attempt worth logging;
+        // a bare one (a pacing slot not come yet) is not.
+        if let Some(row) = row
+            .as_ref()
+            .filter(|r| r.api_response.is_some() || r.hold_reason.is_some())
+        {
+            log_attempt(conn, row, "released", now)?;
+        }
+        Ok(row)
+    })
 }
 
 /// Claims whose lease ran out by `now` (their dispatcher died or hung), oldest first.

@@ -222,7 +222,22 @@ diesel::table! {
 
 diesel::joinable!(messages -> devices (device_id));
 diesel::joinable!(inbound_messages -> devices (device_id));
+diesel::table! {
+    message_attempts (id) {
+        id -> BigInt,
+        message_id -> BigInt,
+        attempt -> Integer,
+        outcome -> Text,
+        hold_reason -> Nullable<Text>,
+        api_response -> Nullable<Text>,
+        repeats -> Integer,
+        first_at -> Timestamp,
+        last_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(conversations -> devices (device_id));
+diesel::joinable!(message_attempts -> messages (message_id));
 diesel::joinable!(webhook_deliveries -> devices (device_id));
 diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
 diesel::joinable!(devices -> waha_servers (waha_server_id));
@@ -238,5 +253,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     conversations,
     webhook_deliveries,
     webhook_attempts,
-    instance_settings
+    instance_settings,
+    message_attempts
 );

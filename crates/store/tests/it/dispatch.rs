@@ -150,6 +150,37 @@ wapim_testkit::both_backends! {
         assert_eq!(ids(dispatch::reserve_due(&mut conn, later(31), later(60), 10).unwrap()), [c.id]);
     }
 
+    async fn each_claims_outcome_is_logged_and_a_repeated_hold_only_counts_up() {
+        let (_db, mut conn) = migrated();
+        let dev = device(&mut conn, "wapi-attempts");
+        let m = messages::insert(&mut conn, &new_message(&dev, RECIPIENT, "a")).unwrap();
+        assert!(dispatch::attempts_of(&mut conn, m.id, 10).unwrap().is_empty());
+        let not_ready = r#"{"statusCode":422,"message":"Session status is not as expected"}"#;
+        for _ in 0..3 {
+            dispatch::claim(&mut conn, m.id, now(), later(90)).unwrap().unwrap();
+            let how = Release { refund_attempt: true, api_response: Some(not_ready), hold: Some(HoldReason::SessionNotReady), ..Release::at(now()) };
+            dispatch::release(&mut conn, m.id, &how, now()).unwrap().unwrap();
+        }
+        // A bare release (a pacing slot not come) is no attempt.
+        dispatch::claim(&mut conn, m.id, now(), later(90)).unwrap().unwrap();
+        dispatch::release(&mut conn, m.id, &Release::at(now()), now()).unwrap().unwrap();
+        dispatch::claim(&mut conn, m.id, now(), later(90)).unwrap().unwrap();
+        dispatch::record_failed(&mut conn, m.id, r#"{"error":"timeout"}"#, now()).unwrap().unwrap();
+        dispatch::resend(&mut conn, m.id, None, now()).unwrap().unwrap();
+        dispatch::claim(&mut conn, m.id, now(), later(90)).unwrap().unwrap();
+        dispatch::record_sent(&mut conn, m.id, "true_62812@c.us_3EB0", r#"{"id":"3EB0"}"#, now()).unwrap().unwrap();
+        let log = dispatch::attempts_of(&mut conn, m.id, 10).unwrap();
+        let outcomes: Vec<(&str, Option<&str>, i32)> = log.iter().map(|a| (a.outcome.as_str(), a.hold_reason.as_deref(), a.repeats)).collect();
+        assert_eq!(outcomes, [("released", Some("session_not_ready"), 3), ("failed", None, 1), ("sent", None, 1)]);
+        assert_eq!(log[0].api_response.as_deref(), Some(not_ready));
+        assert_eq!(log[2].api_response.as_deref(), Some(r#"{"id":"3EB0"}"#));
+        assert!(log[0].first_at <= log[0].last_at);
+        // The newest are kept when the log is cut.
+        let newest = dispatch::attempts_of(&mut conn, m.id, 1).unwrap();
+        assert_eq!(newest.len(), 1);
+        assert_eq!(newest[0].outcome, "sent");
+    }
+
     async fn a_claim_stores_a_pre_generated_id_for_a_text_without_one_only() {
         let (_db, mut conn) = migrated();
         let dev = device(&mut conn, "wapi-prefetch");
