@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod dashboard;
+pub mod dead_letters;
 pub mod idempotency;
 pub mod listing;
 pub mod openapi;
@@ -76,6 +77,8 @@ pub struct GatewayOptions {
     pub operator_token_hash: Option<String>,
     /// More routes on the same server.
     pub extra_routes: Option<ExtraRoutes>,
+    /// The broker's dead letters, for the dashboard's queues page (`None`: not shown).
+    pub dead_letters: Option<Arc<dead_letters::DeadLetters>>,
 }
 
 impl Application {
@@ -135,6 +138,7 @@ impl Application {
             ),
             waha,
             waha_answers: ExpiringMap::new(routes::waha::ACCOUNT_CACHE),
+            dead_letters: options.dead_letters,
             safety: SafetyDefaults {
                 pace: Pace::from_millis(settings.pacing.min_interval_ms, settings.pacing.jitter_ms),
                 timezone: validation.timezone,

@@ -65,13 +65,20 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let broker = wapim_broker::BrokerConfig {
+        url: settings.amqp.url.clone(),
+        prefix: settings.amqp.prefix.clone(),
+        prefetch: 1,
+        delivery_limit: settings.amqp.delivery_limit,
+    };
+    // The dashboard's queues page reaches RabbitMQ's dead letters on its own connection, made
+    // when first needed (the in-process queue belongs to `wapim`, not to this service).
+    let dead_letters = (!broker.url.starts_with("memory:")).then(|| {
+        std::sync::Arc::new(wapim_gateway::dead_letters::DeadLetters::on_demand(
+            broker.clone(),
+        ))
+    });
     if settings.relay.enabled {
-        let broker = wapim_broker::BrokerConfig {
-            url: settings.amqp.url.clone(),
-            prefix: settings.amqp.prefix.clone(),
-            prefetch: 1,
-            delivery_limit: settings.amqp.delivery_limit,
-        };
         let relay = wapim_app::relay::RelayConfig {
             batch: settings.relay.batch,
             poll: std::time::Duration::from_millis(settings.relay.poll_ms),
@@ -83,7 +90,11 @@ async fn main() -> ExitCode {
             relay,
         ));
     }
-    let app = match Application::build(&settings, db, listener) {
+    let options = wapim_gateway::GatewayOptions {
+        dead_letters,
+        ..wapim_gateway::GatewayOptions::default()
+    };
+    let app = match Application::build_with(&settings, db, listener, options) {
         Ok(app) => app,
         Err(e) => {
             eprintln!("gateway: {e}");

@@ -43,6 +43,8 @@ pub struct AppState {
     pub waha: WahaDirectory,
     /// WAHA's recent `me` and `profile` answers, by session and call.
     pub waha_answers: ExpiringMap<(String, String), serde_json::Value>,
+    /// The broker's dead letters (the dashboard's queues page), when this process can reach them.
+    pub dead_letters: Option<std::sync::Arc<crate::dead_letters::DeadLetters>>,
     /// Phone region and time zone for validation.
     pub validation: ValidationContext,
     /// Where list links point.

@@ -126,6 +126,9 @@ impl Wapim {
         })?;
         let broker_health =
             actix_web::web::Data::new(wapim_web::health::BrokerHealth(broker.clone()));
+        let dead_letters = Arc::new(wapim_gateway::dead_letters::DeadLetters::shared(
+            broker.clone(),
+        ));
         let dispatcher = Dispatcher::new(
             pool.clone(),
             broker,
@@ -165,6 +168,7 @@ impl Wapim {
                     cfg.app_data(broker_health.clone());
                     ingest.configure(cfg);
                 })),
+                dead_letters: Some(dead_letters),
             },
         )
         .map_err(|e| StartupError::Component(format!("gateway: {e}")))?;

@@ -11,7 +11,7 @@ use wapim_app::messages as use_case;
 use wapim_domain::message::validate_message;
 use wapim_domain::time::now_micros;
 use wapim_domain::validation::Mode;
-use wapim_domain::MessageStatus;
+use wapim_domain::{MessageStatus, MessageType};
 use wapim_store::devices::{DeviceFilter, DeviceSortColumn};
 use wapim_store::listing::Sort;
 use wapim_store::messages::{MessageFilter, MessageRow, MessageSortColumn};
@@ -105,11 +105,18 @@ async fn list_body(
         .filter(|_| viewer.is_operator())
         .and_then(|d| devices.iter().find(|(id, _, _)| *id == d))
         .map(|(_, _, s)| s.clone());
+    let zone = state.validation.timezone;
+    let bound = |key: &str, end: bool| {
+        get(key).and_then(|raw| crate::routes::messages::date_filter_bound(&raw, end, zone))
+    };
     let filter = MessageFilter {
         session_id,
         status,
         recipient,
+        message_type: get("message_type").filter(|t| t.parse::<MessageType>().is_ok()),
         batch_id: batch_id.clone(),
+        created_from: bound("date_from", false),
+        created_to: bound("date_to", true),
         ..MessageFilter::default()
     };
     let actor = viewer.actor.clone();
@@ -140,7 +147,15 @@ async fn list_body(
     };
     let chosen = |name: &str| get(name).unwrap_or_default();
     let mut base = String::from("/dashboard/messages?");
-    for key in ["status", "recipient", "device_id", "batch_id"] {
+    for key in [
+        "status",
+        "recipient",
+        "device_id",
+        "batch_id",
+        "message_type",
+        "date_from",
+        "date_to",
+    ] {
         if let Some(v) = get(key) {
             base.push_str(key);
             base.push('=');
@@ -185,7 +200,13 @@ async fn list_body(
                     @for (id, name, _) in &devices { option value=(id) selected[chosen("device_id") == id.to_string()] { (name) } }
                 } }
             }
+            label { "Type" select name="message_type" {
+                option value="" { "any" }
+                @for t in MessageType::ALL { option value=(t.as_str()) selected[chosen("message_type") == t.as_str()] { (t.as_str()) } }
+            } }
             label { "Recipient" input type="tel" name="recipient" value=(chosen("recipient")); }
+            label { "From" input type="date" name="date_from" value=(chosen("date_from")); }
+            label { "To" input type="date" name="date_to" value=(chosen("date_to")); }
             @if let Some(b) = &batch_id { input type="hidden" name="batch_id" value=(b); }
             button.secondary type="submit" { "Filter" }
         }
@@ -347,7 +368,14 @@ async fn show(
 ) -> Result<HttpResponse, DashError> {
     let id = crate::routes::parse_id(&id)?;
     let actor = viewer.actor.clone();
-    let m = state.db.run(move |c| use_case::show(c, &actor, id)).await?;
+    let (m, attempts) = state
+        .db
+        .run(move |c| {
+            let m = use_case::show(c, &actor, id)?;
+            let attempts = wapim_store::dispatch::attempts_of(c, m.id, 50)?;
+            Ok::<_, wapim_app::AppError>((m, attempts))
+        })
+        .await?;
     let pretty = m.api_response.as_deref().map(|r| {
         serde_json::from_str::<Value>(r)
             .ok()
@@ -374,6 +402,32 @@ async fn show(
             dt { "WhatsApp id" } dd.mono { (m.provider_message_id.clone().unwrap_or_else(|| "—".into())) }
             dt { "Origin" } dd { (m.origin) }
             @if let Some(b) = &m.batch_id { dt { "Batch" } dd { a.mono href={ "/dashboard/messages?batch_id=" (b) } { (b) } } }
+        }
+        h2 { "Attempts" }
+        @if attempts.is_empty() {
+            p.muted { "Not claimed for sending yet." }
+        } @else {
+            div.table-wrap {
+                table #attempts {
+                    thead { tr { th { "When" } th.num { "Attempt" } th { "Outcome" } th { "WAHA's answer" } } }
+                    tbody {
+                        @for a in &attempts {
+                            tr data-outcome=(a.outcome) {
+                                td {
+                                    (when(Some(a.first_at)))
+                                    @if a.repeats > 1 { br; span.muted { "×" (a.repeats) ", last " (when(Some(a.last_at))) } }
+                                }
+                                td.num { (a.attempt) }
+                                td {
+                                    (chip(match a.outcome.as_str() { "released" => "pending", o => o }))
+                                    @if let Some(h) = &a.hold_reason { " " code { (h) } }
+                                }
+                                td { @if let Some(r) = &a.api_response { code { (r.chars().take(300).collect::<String>()) } } }
+                            }
+                        }
+                    }
+                }
+            }
         }
         @if let Some(r) = &pretty {
             h2 { "WAHA's last answer" }

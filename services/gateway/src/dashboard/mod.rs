@@ -472,6 +472,7 @@ pub fn flash_of(q: &std::collections::HashMap<String, String>) -> Option<&'stati
         "deleted" => "Deleted.",
         "replayed" => "The delivery was queued again.",
         "code" => "Pairing code requested.",
+        "dlq-replayed" => "The dead letters went back to the send queue.",
         _ => return None,
     })
 }

@@ -23,7 +23,11 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
         .route("/webhooks", web::get().to(webhook_list))
         .route("/webhooks/{id}", web::get().to(webhook_show))
         .route("/webhooks/{id}/replay", web::post().to(replay))
-        .route("/queues", web::get().to(queues));
+        .route("/queues", web::get().to(queues))
+        .route(
+            "/queues/replay-dead-letters",
+            web::post().to(replay_dead_letters),
+        );
 }
 
 type Query = web::Query<HashMap<String, String>>;
@@ -248,7 +252,10 @@ async fn replay(
     Ok(redirect("/dashboard/webhooks?done=replayed"))
 }
 
-async fn queues(state: State, viewer: Viewer) -> Result<HttpResponse, DashError> {
+/// Most dead letters one replay moves (the rest stay for the next).
+const REPLAY_AT_MOST: usize = 1000;
+
+async fn queues(state: State, viewer: Viewer, q: Query) -> Result<HttpResponse, DashError> {
     if !viewer.is_operator() {
         return Err(ApiError::Forbidden.into());
     }
@@ -257,10 +264,24 @@ async fn queues(state: State, viewer: Viewer) -> Result<HttpResponse, DashError>
         .db
         .run(move |c| wapim_store::dispatch::gauges(c, now))
         .await?;
+    let dead = match &state.dead_letters {
+        Some(d) => Some(d.count().await.map_err(|e| e.to_string())),
+        None => None,
+    };
     let body = html! {
         h1 { "Queues" }
-        p.muted { "Work waiting to be handed to the broker (the hand-off rows), held work, and paused devices. RabbitMQ's own queues and dead letters are in its management UI; "
-            code { "dispatcher replay-dlq" } " puts dead letters back." }
+        p.muted { "Work waiting to be handed to the broker (the hand-off rows), held work, paused devices, and jobs the broker gave up on (dead letters: a job that kept failing its consumers)." }
+        h2 { "Dead letters" }
+        @match &dead {
+            None => { p.muted { "This process does not reach the broker's dead letters; " code { "dispatcher dlq-count" } " and " code { "dispatcher replay-dlq" } " do." } }
+            Some(Err(e)) => { p.notice.error role="alert" { "The broker could not be asked: " (e) } }
+            Some(Ok(n)) => {
+                p { span.big #dead-letters { (n) } " job(s) in the dead-letter queue." }
+                @if *n > 0 {
+                    (action(&viewer, "replay-dead-letters", "/dashboard/queues/replay-dead-letters", "Move them back to the send queue", Some("Send these jobs again? Each is checked against its message first (nothing is sent twice).")))
+                }
+            }
+        }
         div.cards #queue-cards {
             div.card { div.big #backlog-messages { (g.backlog_messages) } "messages due, not yet queued" }
             div.card { div.big #oldest-due { (g.oldest_due_age_secs) " s" } "the oldest due has waited" }
@@ -280,7 +301,25 @@ async fn queues(state: State, viewer: Viewer) -> Result<HttpResponse, DashError>
         &viewer,
         "/dashboard/queues",
         "Queues",
-        None,
+        flash_of(&q),
         body,
     )))
+}
+
+async fn replay_dead_letters(
+    state: State,
+    viewer: Viewer,
+    form: Form,
+) -> Result<HttpResponse, DashError> {
+    viewer.check_csrf(&state, form.get("csrf"))?;
+    if !viewer.is_operator() {
+        return Err(ApiError::Forbidden.into());
+    }
+    let Some(dead) = &state.dead_letters else {
+        return Err(ApiError::RouteNotFound.into());
+    };
+    dead.replay(REPLAY_AT_MOST)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    Ok(redirect("/dashboard/queues?done=dlq-replayed"))
 }

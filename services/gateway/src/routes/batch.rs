@@ -50,9 +50,19 @@ struct BatchData {
     operation_id = "batch_create",
     tag = "messages",
     summary = "Many messages in one request, each validated on its own.",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe: the same request within 24 h returns the first answer.")),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe: the same request within 24 h returns the first answer."),
+    ),
     request_body = crate::openapi::BatchBody,
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::openapi::BatchResult>), (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::openapi::BatchResult>),
+        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn create(
     state: State,

@@ -33,8 +33,16 @@ const SORTS: &[(&str, DeviceSortColumn)] = &[
     operation_id = "devices_list",
     tag = "devices",
     summary = "List devices (a device sees itself).",
-    params(crate::openapi::ListParams, crate::openapi::DeviceFilters),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::listing::ListData<crate::views::DeviceView>>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        crate::openapi::ListParams,
+        crate::openapi::DeviceFilters,
+    ),
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::listing::ListData<crate::views::DeviceView>>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn list(
     state: State,
@@ -84,7 +92,16 @@ pub async fn list(
     summary = "Create a device (its WAHA session follows).",
     request_body = crate::openapi::DeviceBody,
     security(("operator" = [])),
-    responses((status = 200, description = "Created; `secret_token` and `webhook_secret` shown in full this once.", body = crate::openapi::Envelope<crate::views::DeviceView>), (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    responses(
+        (status = 200, description = "Created; `secret_token` and `webhook_secret` shown in full this once.", body = crate::openapi::Envelope<crate::views::DeviceView>),
+        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
+        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn create(
     state: State,
@@ -114,8 +131,15 @@ pub async fn create(
     operation_id = "devices_show",
     tag = "devices",
     summary = "Read a device, with its sending state.",
-    params(("id" = i64, Path, description = "The device's id.")),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        ("id" = i64, Path, description = "The device's id."),
+    ),
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn show(
     state: State,
@@ -142,9 +166,17 @@ pub async fn show(
     operation_id = "devices_resume",
     tag = "devices",
     summary = "End a pause early.",
-    params(("id" = i64, Path, description = "The device's id.")),
+    params(
+        ("id" = i64, Path, description = "The device's id."),
+    ),
     security(("operator" = [])),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn resume(
     state: State,
@@ -168,9 +200,20 @@ pub async fn resume(
     operation_id = "devices_replace",
     tag = "devices",
     summary = "Replace a device's settings.",
-    params(("id" = i64, Path, description = "The device's id.")),
+    params(
+        ("id" = i64, Path, description = "The device's id."),
+    ),
     request_body = crate::openapi::DeviceBody,
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>), (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>),
+        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
+        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn replace(
     state: State,
@@ -188,9 +231,20 @@ pub async fn replace(
     operation_id = "devices_patch",
     tag = "devices",
     summary = "Change the fields present.",
-    params(("id" = i64, Path, description = "The device's id.")),
+    params(
+        ("id" = i64, Path, description = "The device's id."),
+    ),
     request_body = crate::openapi::DeviceBody,
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>), (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>),
+        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
+        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn patch(
     state: State,
@@ -232,9 +286,17 @@ async fn update(
     operation_id = "devices_delete",
     tag = "devices",
     summary = "Soft-delete a device (its pending messages are cancelled).",
-    params(("id" = i64, Path, description = "The device's id.")),
+    params(
+        ("id" = i64, Path, description = "The device's id."),
+    ),
     security(("operator" = [])),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn delete(
     state: State,
@@ -259,9 +321,18 @@ pub async fn delete(
     operation_id = "devices_restore",
     tag = "devices",
     summary = "Restore a deleted device (and what its deletion cancelled).",
-    params(("id" = i64, Path, description = "The device's id.")),
+    params(
+        ("id" = i64, Path, description = "The device's id."),
+    ),
     security(("operator" = [])),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn restore(
     state: State,
@@ -285,9 +356,17 @@ pub async fn restore(
     operation_id = "devices_resync",
     tag = "devices",
     summary = "Bring its WAHA session in line now.",
-    params(("id" = i64, Path, description = "The device's id.")),
+    params(
+        ("id" = i64, Path, description = "The device's id."),
+    ),
     security(("operator" = [])),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn resync(
     state: State,

@@ -22,8 +22,16 @@ use crate::views::InboundView;
     operation_id = "inbox_list",
     tag = "inbox",
     summary = "Messages contacts sent (a device sees its own).",
-    params(crate::openapi::ListParams, crate::openapi::InboxFilters),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::listing::ListData<crate::views::InboundView>>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        crate::openapi::ListParams,
+        crate::openapi::InboxFilters,
+    ),
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::listing::ListData<crate::views::InboundView>>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn list(
     state: State,
@@ -81,8 +89,15 @@ pub async fn list(
     operation_id = "inbox_show",
     tag = "inbox",
     summary = "Read an inbound message.",
-    params(("id" = i64, Path, description = "The inbound message's id.")),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::InboundView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        ("id" = i64, Path, description = "The inbound message's id."),
+    ),
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::InboundView>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn show(
     state: State,

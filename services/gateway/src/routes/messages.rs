@@ -37,8 +37,16 @@ const SORTS: &[(&str, MessageSortColumn)] = &[
     operation_id = "messages_list",
     tag = "messages",
     summary = "List messages (a device sees its own).",
-    params(crate::openapi::ListParams, crate::openapi::MessageFilters),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::listing::ListData<crate::views::MessageView>>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        crate::openapi::ListParams,
+        crate::openapi::MessageFilters,
+    ),
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::listing::ListData<crate::views::MessageView>>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn list(
     state: State,
@@ -115,16 +123,15 @@ pub async fn list(
 
 /// `date_from` / `date_to`: `YYYY-MM-DD` (a whole day in the configured zone; `date_to` is
 /// inclusive) or a date-time as `schedule_at` accepts.
-pub(crate) fn date_bound(
-    q: &mut ListQuery,
-    key: &str,
+/// A `date_from`/`date_to` value as a UTC bound: `YYYY-MM-DD` is the start of that day in `zone`
+/// (with `end`, of the next day: the day is included), anything else a date-time.
+pub(crate) fn date_filter_bound(
+    raw: &str,
     end: bool,
-    state: &AppState,
+    zone: wapim_domain::Tz,
 ) -> Option<NaiveDateTime> {
-    let raw = q.get(key)?.to_owned();
-    let zone = state.validation.timezone;
     let parsed = if raw.len() == 10 {
-        chrono::NaiveDate::parse_from_str(&raw, "%Y-%m-%d")
+        chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d")
             .ok()
             .and_then(|d| {
                 use chrono::TimeZone;
@@ -134,10 +141,20 @@ pub(crate) fn date_bound(
                     .map(|t| t.with_timezone(&chrono::Utc))
             })
     } else {
-        wapim_domain::schedule::parse_schedule(&raw, CalendarType::Masehi, zone).ok()
+        wapim_domain::schedule::parse_schedule(raw, CalendarType::Masehi, zone).ok()
     };
-    match parsed {
-        Some(t) => Some(t.naive_utc()),
+    parsed.map(|t| t.naive_utc())
+}
+
+pub(crate) fn date_bound(
+    q: &mut ListQuery,
+    key: &str,
+    end: bool,
+    state: &AppState,
+) -> Option<NaiveDateTime> {
+    let raw = q.get(key)?.to_owned();
+    match date_filter_bound(&raw, end, state.validation.timezone) {
+        Some(t) => Some(t),
         None => {
             q.errors.add(
                 key,
@@ -158,9 +175,20 @@ pub(crate) fn date_bound(
     operation_id = "messages_create",
     tag = "messages",
     summary = "Send a message now, later, or by a Hijri date.",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe: the same request within 24 h returns the first answer."), ("traceparent" = Option<String>, Header, description = "W3C trace context the send continues.")),
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe: the same request within 24 h returns the first answer."),
+        ("traceparent" = Option<String>, Header, description = "W3C trace context the send continues."),
+    ),
     request_body = crate::openapi::MessageBody,
-    responses((status = 200, description = "Accepted (or, for an immediate send, sent).", body = crate::openapi::Envelope<crate::views::MessageView>), (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    responses(
+        (status = 200, description = "Accepted (or, for an immediate send, sent).", body = crate::openapi::Envelope<crate::views::MessageView>),
+        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn create(
     state: State,
@@ -256,8 +284,15 @@ async fn wait_for_outcome(
     operation_id = "messages_show",
     tag = "messages",
     summary = "Read a message.",
-    params(("id" = i64, Path, description = "The message's id.")),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        ("id" = i64, Path, description = "The message's id."),
+    ),
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn show(
     state: State,
@@ -276,9 +311,20 @@ pub async fn show(
     operation_id = "messages_replace",
     tag = "messages",
     summary = "Replace a pending message.",
-    params(("id" = i64, Path, description = "The message's id.")),
+    params(
+        ("id" = i64, Path, description = "The message's id."),
+    ),
     request_body = crate::openapi::MessageBody,
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>), (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>),
+        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
+        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn replace(
     state: State,
@@ -296,9 +342,20 @@ pub async fn replace(
     operation_id = "messages_patch",
     tag = "messages",
     summary = "Change the fields present of a pending message.",
-    params(("id" = i64, Path, description = "The message's id.")),
+    params(
+        ("id" = i64, Path, description = "The message's id."),
+    ),
     request_body = crate::openapi::MessageBody,
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>), (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>),
+        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
+        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn patch(
     state: State,
@@ -335,8 +392,16 @@ async fn update(
     operation_id = "messages_delete",
     tag = "messages",
     summary = "Soft-delete (a pending message is cancelled).",
-    params(("id" = i64, Path, description = "The message's id.")),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        ("id" = i64, Path, description = "The message's id."),
+    ),
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn delete(
     state: State,
@@ -360,8 +425,16 @@ pub async fn delete(
     operation_id = "messages_restore",
     tag = "messages",
     summary = "Undo a delete.",
-    params(("id" = i64, Path, description = "The message's id.")),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        ("id" = i64, Path, description = "The message's id."),
+    ),
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn restore(
     state: State,
@@ -385,8 +458,17 @@ pub async fn restore(
     operation_id = "messages_resend",
     tag = "messages",
     summary = "Send a failed message again.",
-    params(("id" = i64, Path, description = "The message's id.")),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        ("id" = i64, Path, description = "The message's id."),
+    ),
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn resend(
     state: State,

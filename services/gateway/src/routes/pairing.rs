@@ -130,8 +130,19 @@ pub(crate) async fn pairing_state(
     operation_id = "pairing_qr",
     tag = "devices",
     summary = "Pairing page: the QR refreshing until the device is paired.",
-    params(("id" = i64, Path, description = "The device's id."), crate::openapi::PairingParams),
-    responses((status = 200, description = "An HTML page (default) or, with `format=text`, the QR drawn for a terminal.", content_type = "text/html"), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope), (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        ("id" = i64, Path, description = "The device's id."),
+        crate::openapi::PairingParams,
+    ),
+    responses(
+        (status = 200, description = "An HTML page (default) or, with `format=text`, the QR drawn for a terminal.", content_type = "text/html"),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope),
+        (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn qr(
     state: State,

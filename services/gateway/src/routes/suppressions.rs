@@ -21,8 +21,17 @@ use crate::views::SuppressionView;
     operation_id = "suppressions_list",
     tag = "devices",
     summary = "The device's opt-outs.",
-    params(("id" = i64, Path, description = "The device's id."), crate::openapi::ListParams),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::listing::ListData<crate::views::SuppressionView>>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        ("id" = i64, Path, description = "The device's id."),
+        crate::openapi::ListParams,
+    ),
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::listing::ListData<crate::views::SuppressionView>>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn list(
     state: State,
@@ -51,9 +60,19 @@ pub async fn list(
     operation_id = "suppressions_add",
     tag = "devices",
     summary = "Opt a contact out.",
-    params(("id" = i64, Path, description = "The device's id.")),
+    params(
+        ("id" = i64, Path, description = "The device's id."),
+    ),
     request_body = crate::openapi::SuppressionBody,
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::SuppressionView>), (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::SuppressionView>),
+        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn add(
     state: State,
@@ -80,8 +99,17 @@ pub async fn add(
     operation_id = "suppressions_remove",
     tag = "devices",
     summary = "Take a contact off the list.",
-    params(("id" = i64, Path, description = "The device's id."), ("phone" = String, Path, description = "The contact, any accepted form.")),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<Option<Object>>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        ("id" = i64, Path, description = "The device's id."),
+        ("phone" = String, Path, description = "The contact, any accepted form."),
+    ),
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<Option<Object>>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn remove(
     state: State,

@@ -16,7 +16,11 @@ use crate::auth::Authenticated;
     operation_id = "tokens_generate",
     tag = "tokens",
     summary = "A fresh random token (not in the envelope).",
-    responses((status = 200, description = "OK.", body = crate::openapi::GeneratedToken), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::GeneratedToken),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn generate(_caller: Authenticated) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok()

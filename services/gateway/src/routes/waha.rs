@@ -59,8 +59,17 @@ async fn pass_through(
     operation_id = "waha_me",
     tag = "waha",
     summary = "The WhatsApp account behind the session (WAHA's answer).",
-    params(("session_id" = String, Path, description = "The device's session id.")),
-    responses((status = 200, description = "OK.", body = Object), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope), (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        ("session_id" = String, Path, description = "The device's session id."),
+    ),
+    responses(
+        (status = 200, description = "OK.", body = Object),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope),
+        (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn me(
     state: State,
@@ -77,8 +86,17 @@ pub async fn me(
     operation_id = "waha_profile",
     tag = "waha",
     summary = "The account's profile (WAHA's answer).",
-    params(("session_id" = String, Path, description = "The device's session id.")),
-    responses((status = 200, description = "OK.", body = Object), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope), (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        ("session_id" = String, Path, description = "The device's session id."),
+    ),
+    responses(
+        (status = 200, description = "OK.", body = Object),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope),
+        (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn profile(
     state: State,
@@ -95,8 +113,17 @@ pub async fn profile(
     operation_id = "waha_restart",
     tag = "waha",
     summary = "Restart the session.",
-    params(("session_id" = String, Path, description = "The device's session id.")),
-    responses((status = 200, description = "OK.", body = Object), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope), (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        ("session_id" = String, Path, description = "The device's session id."),
+    ),
+    responses(
+        (status = 200, description = "OK.", body = Object),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope),
+        (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn restart(
     state: State,
@@ -113,8 +140,17 @@ pub async fn restart(
     operation_id = "waha_logout",
     tag = "waha",
     summary = "Log the phone out.",
-    params(("session_id" = String, Path, description = "The device's session id.")),
-    responses((status = 200, description = "OK.", body = Object), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope), (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        ("session_id" = String, Path, description = "The device's session id."),
+    ),
+    responses(
+        (status = 200, description = "OK.", body = Object),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope),
+        (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn logout(
     state: State,
@@ -132,8 +168,19 @@ pub async fn logout(
     operation_id = "waha_qr",
     tag = "waha",
     summary = "The pairing QR as PNG (or its value).",
-    params(("session_id" = String, Path, description = "The device's session id."), crate::openapi::QrParams),
-    responses((status = 200, description = "The PNG, or with `format=raw` WAHA's JSON.", content_type = "image/png"), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope), (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        ("session_id" = String, Path, description = "The device's session id."),
+        crate::openapi::QrParams,
+    ),
+    responses(
+        (status = 200, description = "The PNG, or with `format=raw` WAHA's JSON.", content_type = "image/png"),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope),
+        (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn qr(
     state: State,
@@ -167,9 +214,21 @@ pub async fn qr(
     operation_id = "waha_request_code",
     tag = "waha",
     summary = "A pairing code instead of the QR.",
-    params(("session_id" = String, Path, description = "The device's session id.")),
+    params(
+        ("session_id" = String, Path, description = "The device's session id."),
+    ),
     request_body = crate::openapi::RequestCodeBody,
-    responses((status = 200, description = "OK.", body = Object), (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope), (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    responses(
+        (status = 200, description = "OK.", body = Object),
+        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope),
+        (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn request_code(
     state: State,
@@ -211,8 +270,18 @@ pub async fn request_code(
     operation_id = "waha_check_exists",
     tag = "waha",
     summary = "Whether a phone is on WhatsApp.",
-    params(crate::openapi::CheckExistsParams),
-    responses((status = 200, description = "OK.", body = Object), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope), (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        crate::openapi::CheckExistsParams,
+    ),
+    responses(
+        (status = 200, description = "OK.", body = Object),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope),
+        (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn check_exists(
     state: State,

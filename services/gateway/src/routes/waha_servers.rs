@@ -22,7 +22,12 @@ use crate::views::WahaServerView;
     tag = "waha-servers",
     summary = "Every WAHA server and its load.",
     security(("operator" = [])),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::openapi::ServerList>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::openapi::ServerList>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn list(
     state: State,
@@ -42,7 +47,16 @@ pub async fn list(
     summary = "Register a WAHA server.",
     request_body = crate::openapi::WahaServerBody,
     security(("operator" = [])),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::WahaServerView>), (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::WahaServerView>),
+        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
+        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn create(
     state: State,
@@ -66,10 +80,22 @@ pub async fn create(
     operation_id = "waha_servers_update",
     tag = "waha-servers",
     summary = "Change the fields present (drain: `state: draining`).",
-    params(("id" = i64, Path, description = "The server's id.")),
+    params(
+        ("id" = i64, Path, description = "The server's id."),
+    ),
     request_body = crate::openapi::WahaServerBody,
     security(("operator" = [])),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::WahaServerView>), (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::WahaServerView>),
+        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
+        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn update(
     state: State,
@@ -96,9 +122,18 @@ pub async fn update(
     operation_id = "waha_servers_delete",
     tag = "waha-servers",
     summary = "Remove a server no device belongs to.",
-    params(("id" = i64, Path, description = "The server's id.")),
+    params(
+        ("id" = i64, Path, description = "The server's id."),
+    ),
     security(("operator" = [])),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<Option<Object>>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<Option<Object>>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn delete(
     state: State,

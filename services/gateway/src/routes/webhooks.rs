@@ -24,8 +24,15 @@ use crate::views::DeliveryView;
     operation_id = "webhooks_rotate_secret",
     tag = "webhooks",
     summary = "A new signing secret for the device's webhook.",
-    params(("id" = i64, Path, description = "The device's id.")),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::openapi::WebhookSecret>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        ("id" = i64, Path, description = "The device's id."),
+    ),
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::openapi::WebhookSecret>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn rotate_secret(
     state: State,
@@ -51,8 +58,16 @@ pub async fn rotate_secret(
     operation_id = "webhooks_list",
     tag = "webhooks",
     summary = "Deliveries to the integrator's webhook.",
-    params(crate::openapi::ListParams, crate::openapi::DeliveryFilters),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::listing::ListData<crate::views::DeliveryView>>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        crate::openapi::ListParams,
+        crate::openapi::DeliveryFilters,
+    ),
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::listing::ListData<crate::views::DeliveryView>>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn list(
     state: State,
@@ -109,8 +124,15 @@ pub async fn list(
     operation_id = "webhooks_show",
     tag = "webhooks",
     summary = "A delivery with every attempt.",
-    params(("id" = i64, Path, description = "The delivery's id.")),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeliveryView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        ("id" = i64, Path, description = "The delivery's id."),
+    ),
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeliveryView>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn show(
     state: State,
@@ -130,8 +152,16 @@ pub async fn show(
     operation_id = "webhooks_replay",
     tag = "webhooks",
     summary = "Deliver it again.",
-    params(("id" = i64, Path, description = "The delivery's id.")),
-    responses((status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeliveryView>), (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope), (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope), (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope), (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope))
+    params(
+        ("id" = i64, Path, description = "The delivery's id."),
+    ),
+    responses(
+        (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeliveryView>),
+        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
+        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
+        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
+        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+    )
 )]
 pub async fn replay(
     state: State,

@@ -5,7 +5,7 @@
 use reqwest::{redirect::Policy, StatusCode};
 use serde_json::json;
 
-use crate::helpers::{spawn_app, text_message, As, TestApp};
+use crate::helpers::{spawn_app, spawn_app_with_options, text_message, As, TestApp};
 
 /// A browser-like client without a cookie jar: the test carries the session cookie itself.
 struct Browser {
@@ -377,8 +377,90 @@ async fn the_operator_sends_filters_and_follows_batches_from_the_dashboard() {
     assert_eq!(list.text.matches("data-message-id=").count(), 2);
     let filtered = b.get("/dashboard/messages?status=failed").await;
     assert_eq!(filtered.text.matches("data-message-id=").count(), 0);
+    let count = |text: &str| text.matches("data-message-id=").count();
+    for (query, expected) in [
+        ("message_type=image", 0),
+        ("message_type=text", 3),
+        ("date_from=2999-01-01", 0),
+        ("date_to=2999-01-01", 3),
+        ("date_to=2000-01-01", 0),
+        (&format!("device_id={}", device["id"]) as &str, 3),
+    ] {
+        let p = b.get(&format!("/dashboard/messages?{query}")).await;
+        assert_eq!(count(&p.text), expected, "{query}");
+    }
     for page in ["inbox", "webhooks", "queues"] {
         let p = b.get(&format!("/dashboard/{page}")).await;
         assert_eq!(p.status, 200, "{page}");
     }
+}
+
+#[tokio::test]
+async fn the_queues_page_counts_dead_letters_and_sends_them_back() {
+    let broker = wapim_broker::Broker::connect(&wapim_broker::BrokerConfig {
+        url: "memory://".into(),
+        prefix: "t_dashboard.".into(),
+        prefetch: 1,
+        delivery_limit: 3,
+    })
+    .await
+    .unwrap();
+    let mut consumer = broker.consumer("test").await.unwrap();
+    let job = wapim_domain::jobs::JobEnvelope::new(wapim_domain::jobs::Job::SyncSession {
+        device_id: 1.into(),
+    });
+    for _ in 0..2 {
+        broker
+            .publish(&job, &wapim_broker::Headers::default())
+            .await
+            .unwrap();
+        let delivery = consumer.next().await.unwrap().unwrap();
+        delivery.dead_letter().await.unwrap();
+    }
+    assert_eq!(broker.dead_letter_count().await.unwrap(), 2);
+    let app = spawn_app_with_options(
+        &[],
+        wapim_gateway::GatewayOptions {
+            dead_letters: Some(std::sync::Arc::new(
+                wapim_gateway::dead_letters::DeadLetters::shared(broker.clone()),
+            )),
+            ..Default::default()
+        },
+    )
+    .await;
+    let mut b = Browser::new(&app);
+    b.login_operator(&app).await;
+    let page = b.get("/dashboard/queues").await;
+    assert!(
+        page.text.contains("id=\"dead-letters\">2<"),
+        "{}",
+        page.text
+    );
+    let csrf = b.csrf("/dashboard/queues").await;
+    let p = b
+        .post("/dashboard/queues/replay-dead-letters", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        p.location.as_deref(),
+        Some("/dashboard/queues?done=dlq-replayed")
+    );
+    assert_eq!(broker.dead_letter_count().await.unwrap(), 0);
+    // Both jobs are back on the send queue.
+    for _ in 0..2 {
+        let again = tokio::time::timeout(std::time::Duration::from_secs(5), consumer.next())
+            .await
+            .expect("a replayed job")
+            .unwrap()
+            .unwrap();
+        assert_eq!(again.job::<wapim_domain::jobs::JobEnvelope>().unwrap(), job);
+        again.ack().await.unwrap();
+    }
+    let page = b.get("/dashboard/queues").await;
+    assert!(page.text.contains("id=\"dead-letters\">0<"));
+    // Without access to the broker the page says so.
+    let plain = spawn_app().await;
+    let mut b = Browser::new(&plain);
+    b.login_operator(&plain).await;
+    let page = b.get("/dashboard/queues").await;
+    assert!(page.text.contains("dispatcher replay-dlq"));
 }

@@ -60,6 +60,13 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+    spawn_app_with_options(extra, wapim_gateway::GatewayOptions::default()).await
+}
+
+pub async fn spawn_app_with_options(
+    extra: &[(&str, &str)],
+    options: wapim_gateway::GatewayOptions,
+) -> TestApp {
     let db = TestDatabase::create();
     let admin_token = wapim_domain::token::generate_secret_token();
     let settings = settings_for(&db.url, &admin_token, extra);
@@ -67,7 +74,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
     let pool = wapim_gateway::prepare_database(&settings.database)
         .await
         .expect("test database prepared");
-    let app = Application::build(&settings, pool, listener).expect("gateway builds");
+    let app = Application::build_with(&settings, pool, listener, options).expect("gateway builds");
     let base = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     TestApp {

@@ -567,7 +567,8 @@ async fn dashboard() {
         (li.attr("data-done").await.ok()?.as_deref() == Some("true")).then_some(())
     })
     .await;
-    for stage in ["accepted", "sent", "delivered", "read"] {
+    must_find(c, "table#attempts tr[data-outcome=sent]").await;
+    for stage in ["accepted", "queued", "sent", "delivered", "read"] {
         let li = must_find(c, &format!("ol#timeline li[data-step={stage}]")).await;
         assert_eq!(
             li.attr("data-done").await.unwrap().as_deref(),
@@ -672,6 +673,37 @@ async fn dashboard() {
     c.goto(&dash("/webhooks")).await.unwrap();
     wait_text(c, &format!("{row} td.status"), "delivered").await;
     mark("webhook delivery replayed");
+
+    // Readable on a phone: at 390 px wide no page scrolls sideways (wide tables scroll inside
+    // their own box).
+    c.set_window_size(390, 844).await.unwrap();
+    for path in [
+        "/devices".to_owned(),
+        format!("/devices/{device_id}"),
+        "/messages".to_owned(),
+        format!("/messages/{message_id}"),
+        "/webhooks".to_owned(),
+        "/queues".to_owned(),
+    ] {
+        c.goto(&dash(&path)).await.unwrap();
+        must_find(c, "main h1").await;
+        let overflow = c
+            .execute(
+                "return document.documentElement.scrollWidth - window.innerWidth;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert!(
+            overflow.as_i64().unwrap_or(i64::MAX) <= 0,
+            "{path} scrolls sideways on a phone by {overflow} px"
+        );
+        if path.starts_with("/messages/") {
+            screenshot(c, "phone-message").await;
+        }
+    }
+    c.set_window_size(1280, 900).await.unwrap();
+    mark("readable at phone width");
 
     // Logging out ends the session.
     click(c, "form#logout button").await;
