@@ -217,7 +217,8 @@ async fn serve(demo: bool) -> ExitCode {
     };
     let base = format!("http://{}:{}", settings.http.host, wapim.port());
     println!("Wapim is up.");
-    println!("  API:       {base}/api  (health: {base}/health/ready)");
+    println!("  Dashboard: {base}/dashboard  (log in with the operator token)");
+    println!("  API:       {base}/api  (docs: {base}/docs, health: {base}/health/ready)");
     println!("  Database:  {}", redact(&settings.database.url));
     println!("  Queue:     {}", redact(&settings.amqp.url));
     println!("  WAHA:      {} (WAPIM_WAHA__URL)", settings.waha.url);
@@ -249,7 +250,7 @@ async fn serve(demo: bool) -> ExitCode {
         .clone()
         .or(wapim.new_operator_token.clone())
         .unwrap_or_else(|| "$WAPIM_OPERATOR_TOKEN".to_owned());
-    println!("Pair a phone:");
+    println!("Pair a phone: in the dashboard (Devices → Create, then scan the QR code), or");
     println!("  curl -s -X POST {base}/api/devices -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' -d '{{\"name\": \"My Shop\", \"phone_number\": \"0811…\"}}'");
     println!("  then open {base}/api/devices/<id>/qr?format=text (or the link in its HTML page) and scan it with WhatsApp.");
     let run = tokio::spawn(wapim.run_until_stopped());
@@ -277,6 +278,7 @@ async fn demo_device(base: &str, token: &str, sim_base: &str) {
     match created {
         Ok((session, secret)) => {
             println!("Demo: device `{session}` created; the simulated phone scans its QR code in a few seconds.");
+            println!("Watch it in the dashboard: {base}/dashboard (Devices, then Messages → Send), or with curl:");
             println!("Send a message:");
             println!("  curl -s -X POST {base}/api/messages -H 'X-Session-Id: {session}' -H 'X-Session-Secret-Token: {secret}' -H 'Content-Type: application/json' -d '{{\"recipient\": \"0811000000002\", \"message_type\": \"text\", \"message\": \"Hello from Wapim\"}}'");
             println!("Follow it (pending → sent → delivered → read):");

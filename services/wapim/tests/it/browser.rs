@@ -698,6 +698,25 @@ async fn dashboard() {
             overflow.as_i64().unwrap_or(i64::MAX) <= 0,
             "{path} scrolls sideways on a phone by {overflow} px"
         );
+        // Accessible names: every field has a label, every button text, every image alt.
+        let unnamed = c
+            .execute(
+                r#"const named = e => e.closest('label') || e.getAttribute('aria-label')
+                     || (e.id && document.querySelector('label[for="' + e.id + '"]'));
+                   return [
+                     ...[...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+                        .filter(e => !named(e)).map(e => 'field ' + e.name),
+                     ...[...document.querySelectorAll('button')]
+                        .filter(b => !b.textContent.trim()).map(() => 'button without text'),
+                     ...[...document.querySelectorAll('img')]
+                        .filter(i => !i.getAttribute('alt')).map(i => 'image ' + i.id),
+                     ...(document.documentElement.lang ? [] : ['html without lang']),
+                   ];"#,
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(unnamed, json!([]), "{path}: unnamed controls");
         if path.starts_with("/messages/") {
             screenshot(c, "phone-message").await;
         }
