@@ -724,6 +724,78 @@ async fn dashboard() {
     c.set_window_size(1280, 900).await.unwrap();
     mark("readable at phone width");
 
+    // A contact writes back, and a batch goes out: the inbox and the batch's progress show them.
+    let incoming = wapim_waha_sim::Incoming {
+        from: "6281100000077@c.us".into(),
+        body: "Halo, is the shop open today?".into(),
+        ..wapim_waha_sim::Incoming::default()
+    };
+    assert!(
+        s.sim.receive(&session, &incoming).is_some(),
+        "the simulator posts the event"
+    );
+    let (status, batch) = call(
+        &s.client,
+        reqwest::Method::POST,
+        format!("{base}/api/messages-batch"),
+        token,
+        Some(json!({"items": [
+            {"session_id": session, "recipient": "0811010010011", "message_type": "text", "message": "Sale starts today"},
+            {"session_id": session, "recipient": "0811010010012", "message_type": "text", "message": "Sale starts today"},
+            {"session_id": session, "recipient": "not a phone", "message_type": "text", "message": "x"},
+        ]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{batch}");
+    let batch_id = batch["data"]["batch_id"].as_str().unwrap().to_owned();
+    c.goto(&dash("/inbox")).await.unwrap();
+    eventually(
+        "the contact's message in the inbox",
+        PATIENCE,
+        || async move {
+            let found = c
+                .find(Locator::Css("table#inbox tr[data-inbound-id]"))
+                .await
+                .ok()?;
+            let text = found.text().await.ok()?;
+            if text.contains("is the shop open") {
+                Some(())
+            } else {
+                c.refresh().await.ok()?;
+                None
+            }
+        },
+    )
+    .await;
+    screenshot(c, "inbox").await;
+    let row = format!("table#batches tr[data-batch-id=\"{batch_id}\"]");
+    c.goto(&dash("/batches")).await.unwrap();
+    let progress = row.clone();
+    eventually("the batch's two messages sent", PATIENCE, || {
+        let progress = progress.clone();
+        async move {
+            let text = c
+                .find(Locator::Css(&progress))
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            if text.contains("2/2") {
+                Some(())
+            } else {
+                c.refresh().await.ok()?;
+                None
+            }
+        }
+    })
+    .await;
+    screenshot(c, "batches").await;
+    c.goto(&dash("/queues")).await.unwrap();
+    must_find(c, "#dead-letters").await;
+    screenshot(c, "queues").await;
+    mark("inbox, batches and queues");
+
     // Logging out ends the session.
     click(c, "form#logout button").await;
     wait_path(c, "/dashboard/login", |p| p == "/dashboard/login").await;
