@@ -55,26 +55,9 @@ if [ "${API_FUZZ_INNER:-}" != 1 ]; then
   stamp="$(printf '%s\n' "${REQUIRED[@]}" | sha256sum | cut -c1-16)"
 
   echo "== api-fuzz: schemathesis ($VENV)"
-  PY=""
-  if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
-    PY="$VENV/bin/python"
-  elif python3 -m venv "$VENV" >/dev/null 2>&1 && "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
-    PY="$VENV/bin/python"
-  else
-    # Debian without python3-venv (no ensurepip): fall back to the user's site-packages.
-    if [ -f "$VENV/pyvenv.cfg" ]; then rm -rf "$VENV"; fi
-    echo "note: cannot create a venv (Debian: apt-get install python3-venv); using pip --user"
-    PY=python3
-  fi
-
-  pip_install() {
-    if [ "$PY" = python3 ]; then
-      python3 -m pip install --quiet --disable-pip-version-check --user "$@" 2>/dev/null \
-        || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages "$@"
-    else
-      "$PY" -m pip install --quiet --disable-pip-version-check "$@"
-    fi
-  }
+  # shellcheck source=.ci/python-env.sh
+  source "$ROOT/.ci/python-env.sh"
+  python_env "$VENV"
 
   stampfile="$VENV/.wapim-api-fuzz-$stamp"
   if [ "$PY" != python3 ] && [ -f "$stampfile" ]; then

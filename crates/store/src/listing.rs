@@ -29,6 +29,15 @@ pub struct Page {
 }
 
 impl Page {
+    /// Page `number` (from 1) of `size` rows, by offset.
+    pub fn numbered(number: i64, size: i64) -> Self {
+        Page {
+            number,
+            size,
+            after_id: None,
+        }
+    }
+
     /// Rows to skip.
     pub fn offset(&self) -> i64 {
         if self.after_id.is_some() {

@@ -53,6 +53,35 @@ pub struct ErrorEnvelope {
     errors: BTreeMap<String, Vec<String>>,
 }
 
+/// One documented failure answer: a status, what it means, the error envelope.
+macro_rules! failure {
+    ($name:ident, $status:literal, $description:literal) => {
+        #[doc = $description]
+        #[derive(utoipa::IntoResponses)]
+        #[response(status = $status, description = $description)]
+        pub struct $name(ErrorEnvelope);
+    };
+}
+
+failure!(E400, 400, "The body is not JSON.");
+failure!(E401, 401, "Missing or wrong credentials.");
+failure!(E403, 403, "Operators only.");
+failure!(E404, 404, "No such record, or another device's.");
+failure!(E409, 409, "The record's state forbids this right now.");
+failure!(E413, 413, "The body is over the limit.");
+failure!(
+    E422,
+    422,
+    "A field (or parameter) is invalid; `errors` names each."
+);
+failure!(E502, 502, "WAHA could not be reached.");
+failure!(
+    E503,
+    503,
+    "The database is unavailable or saturated (`Retry-After: 1`)."
+);
+failure!(E504, 504, "WAHA did not answer in time.");
+
 /// `data` of a list of WAHA servers (not paged: there are few).
 #[derive(ToSchema)]
 pub struct ServerList {

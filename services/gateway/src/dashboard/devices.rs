@@ -85,11 +85,7 @@ async fn list_body(
                     column: DeviceSortColumn::Id,
                     descending: true,
                 },
-                Page {
-                    number: page,
-                    size: PAGE_SIZE,
-                    after_id: None,
-                },
+                Page::numbered(page, PAGE_SIZE),
             )
         })
         .await?;

@@ -55,11 +55,7 @@ async fn devices_of(
                     column: DeviceSortColumn::Name,
                     descending: false,
                 },
-                Page {
-                    number: 1,
-                    size: 100,
-                    after_id: None,
-                },
+                Page::numbered(1, 100),
             )
         })
         .await?;
@@ -131,11 +127,7 @@ async fn list_body(
                     column: MessageSortColumn::Id,
                     descending: true,
                 },
-                Page {
-                    number: page,
-                    size: PAGE_SIZE,
-                    after_id: None,
-                },
+                Page::numbered(page, PAGE_SIZE),
             )
         })
         .await?;

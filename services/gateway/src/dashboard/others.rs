@@ -50,18 +50,7 @@ async fn inbox_list(state: State, viewer: Viewer, q: Query) -> Result<HttpRespon
     let actor = viewer.actor.clone();
     let paged = state
         .db
-        .run(move |c| {
-            inbox::list(
-                c,
-                &actor,
-                filter,
-                Page {
-                    number: page,
-                    size: PAGE_SIZE,
-                    after_id: None,
-                },
-            )
-        })
+        .run(move |c| inbox::list(c, &actor, filter, Page::numbered(page, PAGE_SIZE)))
         .await?;
     let base = match device_param(&q) {
         Some(d) => format!("/dashboard/inbox?device_id={d}"),
@@ -118,18 +107,7 @@ async fn webhook_list(state: State, viewer: Viewer, q: Query) -> Result<HttpResp
     let actor = viewer.actor.clone();
     let paged = state
         .db
-        .run(move |c| {
-            deliveries::list(
-                c,
-                &actor,
-                filter,
-                Page {
-                    number: page,
-                    size: PAGE_SIZE,
-                    after_id: None,
-                },
-            )
-        })
+        .run(move |c| deliveries::list(c, &actor, filter, Page::numbered(page, PAGE_SIZE)))
         .await?;
     let chosen = q.get("status").cloned().unwrap_or_default();
     let body = html! {

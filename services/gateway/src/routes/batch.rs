@@ -56,12 +56,12 @@ struct BatchData {
     request_body = crate::openapi::BatchBody,
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::openapi::BatchResult>),
-        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E400,
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E413,
+        crate::openapi::E422,
+        crate::openapi::E503,
     )
 )]
 pub async fn create(

@@ -39,9 +39,9 @@ const SORTS: &[(&str, DeviceSortColumn)] = &[
     ),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::listing::ListData<crate::views::DeviceView>>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E422,
+        crate::openapi::E503,
     )
 )]
 pub async fn list(
@@ -94,13 +94,13 @@ pub async fn list(
     security(("operator" = [])),
     responses(
         (status = 200, description = "Created; `secret_token` and `webhook_secret` shown in full this once.", body = crate::openapi::Envelope<crate::views::DeviceView>),
-        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope),
-        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
-        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E400,
+        crate::openapi::E401,
+        crate::openapi::E403,
+        crate::openapi::E409,
+        crate::openapi::E413,
+        crate::openapi::E422,
+        crate::openapi::E503,
     )
 )]
 pub async fn create(
@@ -136,9 +136,9 @@ pub async fn create(
     ),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E503,
     )
 )]
 pub async fn show(
@@ -172,10 +172,10 @@ pub async fn show(
     security(("operator" = [])),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E403,
+        crate::openapi::E404,
+        crate::openapi::E503,
     )
 )]
 pub async fn resume(
@@ -206,13 +206,13 @@ pub async fn resume(
     request_body = crate::openapi::DeviceBody,
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>),
-        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
-        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E400,
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E413,
+        crate::openapi::E422,
+        crate::openapi::E503,
     )
 )]
 pub async fn replace(
@@ -237,13 +237,13 @@ pub async fn replace(
     request_body = crate::openapi::DeviceBody,
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>),
-        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
-        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E400,
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E413,
+        crate::openapi::E422,
+        crate::openapi::E503,
     )
 )]
 pub async fn patch(
@@ -292,10 +292,10 @@ async fn update(
     security(("operator" = [])),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E403,
+        crate::openapi::E404,
+        crate::openapi::E503,
     )
 )]
 pub async fn delete(
@@ -327,11 +327,11 @@ pub async fn delete(
     security(("operator" = [])),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E403,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E503,
     )
 )]
 pub async fn restore(
@@ -362,10 +362,10 @@ pub async fn restore(
     security(("operator" = [])),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeviceView>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E403,
+        crate::openapi::E404,
+        crate::openapi::E503,
     )
 )]
 pub async fn resync(

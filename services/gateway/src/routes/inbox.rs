@@ -28,9 +28,9 @@ use crate::views::InboundView;
     ),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::listing::ListData<crate::views::InboundView>>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E422,
+        crate::openapi::E503,
     )
 )]
 pub async fn list(
@@ -94,9 +94,9 @@ pub async fn list(
     ),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::InboundView>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E503,
     )
 )]
 pub async fn show(

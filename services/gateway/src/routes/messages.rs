@@ -43,9 +43,9 @@ const SORTS: &[(&str, MessageSortColumn)] = &[
     ),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::listing::ListData<crate::views::MessageView>>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E422,
+        crate::openapi::E503,
     )
 )]
 pub async fn list(
@@ -182,12 +182,12 @@ pub(crate) fn date_bound(
     request_body = crate::openapi::MessageBody,
     responses(
         (status = 200, description = "Accepted (or, for an immediate send, sent).", body = crate::openapi::Envelope<crate::views::MessageView>),
-        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E400,
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E413,
+        crate::openapi::E422,
+        crate::openapi::E503,
     )
 )]
 pub async fn create(
@@ -289,9 +289,9 @@ async fn wait_for_outcome(
     ),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E503,
     )
 )]
 pub async fn show(
@@ -317,13 +317,13 @@ pub async fn show(
     request_body = crate::openapi::MessageBody,
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>),
-        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
-        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E400,
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E413,
+        crate::openapi::E422,
+        crate::openapi::E503,
     )
 )]
 pub async fn replace(
@@ -348,13 +348,13 @@ pub async fn replace(
     request_body = crate::openapi::MessageBody,
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>),
-        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
-        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E400,
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E413,
+        crate::openapi::E422,
+        crate::openapi::E503,
     )
 )]
 pub async fn patch(
@@ -397,10 +397,10 @@ async fn update(
     ),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E503,
     )
 )]
 pub async fn delete(
@@ -430,10 +430,10 @@ pub async fn delete(
     ),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E503,
     )
 )]
 pub async fn restore(
@@ -463,11 +463,11 @@ pub async fn restore(
     ),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::MessageView>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E422,
+        crate::openapi::E503,
     )
 )]
 pub async fn resend(

@@ -136,12 +136,12 @@ pub(crate) async fn pairing_state(
     ),
     responses(
         (status = 200, description = "An HTML page (default) or, with `format=text`, the QR drawn for a terminal.", content_type = "text/html"),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope),
-        (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E422,
+        crate::openapi::E502,
+        crate::openapi::E504,
+        crate::openapi::E503,
     )
 )]
 pub async fn qr(

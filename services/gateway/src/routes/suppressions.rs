@@ -27,10 +27,10 @@ use crate::views::SuppressionView;
     ),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::listing::ListData<crate::views::SuppressionView>>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E422,
+        crate::openapi::E503,
     )
 )]
 pub async fn list(
@@ -66,12 +66,12 @@ pub async fn list(
     request_body = crate::openapi::SuppressionBody,
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::SuppressionView>),
-        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E400,
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E413,
+        crate::openapi::E422,
+        crate::openapi::E503,
     )
 )]
 pub async fn add(
@@ -105,10 +105,10 @@ pub async fn add(
     ),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<Option<Object>>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E422,
+        crate::openapi::E503,
     )
 )]
 pub async fn remove(

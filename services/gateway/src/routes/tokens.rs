@@ -18,8 +18,8 @@ use crate::auth::Authenticated;
     summary = "A fresh random token (not in the envelope).",
     responses(
         (status = 200, description = "OK.", body = crate::openapi::GeneratedToken),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E503,
     )
 )]
 pub async fn generate(_caller: Authenticated) -> Result<HttpResponse, ApiError> {

@@ -64,11 +64,11 @@ async fn pass_through(
     ),
     responses(
         (status = 200, description = "OK.", body = Object),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope),
-        (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E502,
+        crate::openapi::E504,
+        crate::openapi::E503,
     )
 )]
 pub async fn me(
@@ -91,11 +91,11 @@ pub async fn me(
     ),
     responses(
         (status = 200, description = "OK.", body = Object),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope),
-        (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E502,
+        crate::openapi::E504,
+        crate::openapi::E503,
     )
 )]
 pub async fn profile(
@@ -118,11 +118,11 @@ pub async fn profile(
     ),
     responses(
         (status = 200, description = "OK.", body = Object),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope),
-        (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E502,
+        crate::openapi::E504,
+        crate::openapi::E503,
     )
 )]
 pub async fn restart(
@@ -145,11 +145,11 @@ pub async fn restart(
     ),
     responses(
         (status = 200, description = "OK.", body = Object),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope),
-        (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E502,
+        crate::openapi::E504,
+        crate::openapi::E503,
     )
 )]
 pub async fn logout(
@@ -174,12 +174,12 @@ pub async fn logout(
     ),
     responses(
         (status = 200, description = "The PNG, or with `format=raw` WAHA's JSON.", content_type = "image/png"),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope),
-        (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E422,
+        crate::openapi::E502,
+        crate::openapi::E504,
+        crate::openapi::E503,
     )
 )]
 pub async fn qr(
@@ -220,14 +220,14 @@ pub async fn qr(
     request_body = crate::openapi::RequestCodeBody,
     responses(
         (status = 200, description = "OK.", body = Object),
-        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope),
-        (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E400,
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E413,
+        crate::openapi::E422,
+        crate::openapi::E502,
+        crate::openapi::E504,
+        crate::openapi::E503,
     )
 )]
 pub async fn request_code(
@@ -275,12 +275,12 @@ pub async fn request_code(
     ),
     responses(
         (status = 200, description = "OK.", body = Object),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 502, description = "WAHA could not be reached.", body = crate::openapi::ErrorEnvelope),
-        (status = 504, description = "WAHA did not answer in time.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E422,
+        crate::openapi::E502,
+        crate::openapi::E504,
+        crate::openapi::E503,
     )
 )]
 pub async fn check_exists(

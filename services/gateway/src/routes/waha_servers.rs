@@ -24,9 +24,9 @@ use crate::views::WahaServerView;
     security(("operator" = [])),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::openapi::ServerList>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E403,
+        crate::openapi::E503,
     )
 )]
 pub async fn list(
@@ -49,13 +49,13 @@ pub async fn list(
     security(("operator" = [])),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::WahaServerView>),
-        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope),
-        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
-        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E400,
+        crate::openapi::E401,
+        crate::openapi::E403,
+        crate::openapi::E409,
+        crate::openapi::E413,
+        crate::openapi::E422,
+        crate::openapi::E503,
     )
 )]
 pub async fn create(
@@ -87,14 +87,14 @@ pub async fn create(
     security(("operator" = [])),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::WahaServerView>),
-        (status = 400, description = "The body is not JSON.", body = crate::openapi::ErrorEnvelope),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
-        (status = 413, description = "The body is over the limit.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E400,
+        crate::openapi::E401,
+        crate::openapi::E403,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E413,
+        crate::openapi::E422,
+        crate::openapi::E503,
     )
 )]
 pub async fn update(
@@ -128,11 +128,11 @@ pub async fn update(
     security(("operator" = [])),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<Option<Object>>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 403, description = "Operators only.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E403,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E503,
     )
 )]
 pub async fn delete(

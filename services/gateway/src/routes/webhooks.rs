@@ -29,9 +29,9 @@ use crate::views::DeliveryView;
     ),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::openapi::WebhookSecret>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E503,
     )
 )]
 pub async fn rotate_secret(
@@ -64,9 +64,9 @@ pub async fn rotate_secret(
     ),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::listing::ListData<crate::views::DeliveryView>>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 422, description = "A field (or parameter) is invalid; `errors` names each.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E422,
+        crate::openapi::E503,
     )
 )]
 pub async fn list(
@@ -129,9 +129,9 @@ pub async fn list(
     ),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeliveryView>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E503,
     )
 )]
 pub async fn show(
@@ -157,10 +157,10 @@ pub async fn show(
     ),
     responses(
         (status = 200, description = "OK.", body = crate::openapi::Envelope<crate::views::DeliveryView>),
-        (status = 401, description = "Missing or wrong credentials.", body = crate::openapi::ErrorEnvelope),
-        (status = 404, description = "No such record, or another device's.", body = crate::openapi::ErrorEnvelope),
-        (status = 409, description = "The record's state forbids this right now.", body = crate::openapi::ErrorEnvelope),
-        (status = 503, description = "The database is unavailable or saturated (`Retry-After: 1`).", body = crate::openapi::ErrorEnvelope),
+        crate::openapi::E401,
+        crate::openapi::E404,
+        crate::openapi::E409,
+        crate::openapi::E503,
     )
 )]
 pub async fn replay(
