@@ -314,6 +314,7 @@ async fn show(
         }
         h2 { "Actions" }
         div.actions {
+            a #device-settings-link href={ "/dashboard/devices/" (id) "/settings" } { "Settings" }
             a href={ "/dashboard/messages?device_id=" (id) } { "Messages" }
             a href={ "/dashboard/inbox?device_id=" (id) } { "Inbox" }
             a href={ "/dashboard/webhooks?device_id=" (id) } { "Webhook deliveries" }

@@ -14,6 +14,7 @@ mod devices;
 mod messages;
 mod others;
 pub mod session;
+mod settings;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -49,6 +50,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route("/login", web::get().to(login_form))
             .route("/login", web::post().to(login))
             .route("/logout", web::post().to(logout))
+            .configure(settings::routes)
             .configure(devices::routes)
             .configure(messages::routes)
             .configure(others::routes)
@@ -472,6 +474,7 @@ pub fn flash_of(q: &std::collections::HashMap<String, String>) -> Option<&'stati
         "deleted" => "Deleted.",
         "replayed" => "The delivery was queued again.",
         "code" => "Pairing code requested.",
+        "saved" => "Settings saved.",
         "dlq-replayed" => "The dead letters went back to the send queue.",
         _ => return None,
     })

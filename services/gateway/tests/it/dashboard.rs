@@ -464,3 +464,91 @@ async fn the_queues_page_counts_dead_letters_and_sends_them_back() {
     let page = b.get("/dashboard/queues").await;
     assert!(page.text.contains("dispatcher replay-dlq"));
 }
+
+#[tokio::test]
+async fn a_devices_settings_change_like_a_patch_and_bad_values_come_back_with_their_problems() {
+    let app = spawn_app().await;
+    let (device, who) = app.create_device("Settings").await;
+    let id = device["id"].as_i64().unwrap();
+    let path = format!("/dashboard/devices/{id}/settings");
+    let mut b = Browser::new(&app);
+    b.login_operator(&app).await;
+    let page = b.get(&path).await;
+    assert_eq!(page.status, 200);
+    assert!(page.text.contains("value=\"Settings\""), "the stored name");
+    assert!(
+        page.text.contains("name=\"webhook_status\" checked"),
+        "stored: on"
+    );
+    let csrf = b.csrf(&path).await;
+    // Invalid: the page comes back (422) with each field's problem and what was typed.
+    let p = b
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("name", "Settings"),
+                ("daily_cap", "lots"),
+                ("webhook_status", "on"),
+                ("webhook_url", ""),
+                ("auto_reply", "Kept while fixing"),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", p.text);
+    assert!(p.text.contains("daily_cap") && p.text.contains("webhook_url"));
+    assert!(p.text.contains("Kept while fixing"));
+    let r = app.get(&format!("/api/devices/{id}"), &As::Operator).await;
+    assert_eq!(
+        r.body["data"]["auto_reply"], device["auto_reply"],
+        "nothing written"
+    );
+    // Valid: saved as the API would, an emptied field cleared, an unchecked box off.
+    let p = b
+        .post(
+            &path,
+            &[
+                ("csrf", &csrf),
+                ("name", "Renamed"),
+                ("daily_cap", "250"),
+                ("pacing_min_interval_ms", "5000"),
+                ("send_window_start", "08:00"),
+                ("send_window_end", "21:00"),
+                ("simulate_typing", "on"),
+                ("auto_reply", ""),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.text);
+    assert_eq!(
+        p.location.as_deref(),
+        Some(format!("/dashboard/devices/{id}?done=saved").as_str())
+    );
+    let d = app.get(&format!("/api/devices/{id}"), &who).await.body["data"].clone();
+    assert_eq!(d["name"], "Renamed");
+    assert_eq!(
+        d["session_id"], device["session_id"],
+        "the session id never changes"
+    );
+    assert_eq!(d["daily_cap"], 250);
+    assert_eq!(d["pacing_min_interval_ms"], 5000);
+    assert_eq!(d["send_window_start"], "08:00");
+    assert_eq!(d["simulate_typing"], 1);
+    assert_eq!(d["webhook_status"], 0, "unchecked");
+    assert_eq!(d["auto_reply"], serde_json::Value::Null, "emptied");
+    // Without the form's token nothing changes.
+    let p = b.post(&path, &[("name", "Forged")]).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    // Another device's settings are not found for a device session.
+    let (_, other) = app.create_device("Other").await;
+    let As::Device { session, token } = &other else {
+        unreachable!()
+    };
+    let mut d2 = Browser::new(&app);
+    d2.post(
+        "/dashboard/login",
+        &[("session_id", session), ("secret_token", token)],
+    )
+    .await;
+    assert_eq!(d2.get(&path).await.status, StatusCode::NOT_FOUND);
+}

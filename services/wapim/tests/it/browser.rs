@@ -680,6 +680,7 @@ async fn dashboard() {
     for path in [
         "/devices".to_owned(),
         format!("/devices/{device_id}"),
+        format!("/devices/{device_id}/settings"),
         "/messages".to_owned(),
         format!("/messages/{message_id}"),
         "/webhooks".to_owned(),
@@ -794,6 +795,11 @@ async fn dashboard() {
     c.goto(&dash("/queues")).await.unwrap();
     must_find(c, "#dead-letters").await;
     screenshot(c, "queues").await;
+    c.goto(&dash(&format!("/devices/{device_id}/settings")))
+        .await
+        .unwrap();
+    must_find(c, "form#device-settings").await;
+    screenshot(c, "settings").await;
     mark("inbox, batches and queues");
 
     // Logging out ends the session.
