@@ -228,6 +228,18 @@ pub fn show(conn: &mut DbConn, actor: &Actor, id: i64) -> Result<MessageRow, App
     Ok(messages::find(conn, id, actor.device_scope(), false)?)
 }
 
+/// One message the actor may see, with its newest `limit` send attempts (oldest first).
+pub fn show_with_attempts(
+    conn: &mut DbConn,
+    actor: &Actor,
+    id: i64,
+    limit: i64,
+) -> Result<(MessageRow, Vec<wapim_store::dispatch::AttemptRow>), AppError> {
+    let row = show(conn, actor, id)?;
+    let attempts = wapim_store::dispatch::attempts_of(conn, row.id, limit)?;
+    Ok((row, attempts))
+}
+
 /// A page of the messages the actor may see.
 pub fn list(
     conn: &mut DbConn,

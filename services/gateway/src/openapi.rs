@@ -20,8 +20,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::listing::Meta;
 use crate::routes;
 use crate::views::{
-    AttemptView, BoolFlag, DeliveryView, DeviceView, InboundView, MessageView, SendingStateView,
-    SuppressionView, WahaServerView,
+    AttemptView, BoolFlag, DeliveryView, DeviceView, InboundView, MessageView, SendAttemptView,
+    SendingStateView, SuppressionView, WahaServerView,
 };
 
 /// Where the document is served.
@@ -577,7 +577,7 @@ impl Modify for Security {
     ),
     components(schemas(
         ErrorEnvelope, DeviceView, SendingStateView, MessageView, InboundView, DeliveryView,
-        AttemptView, SuppressionView, WahaServerView, Meta, BoolFlag, DeviceBody, MessageBody,
+        AttemptView, SendAttemptView, SuppressionView, WahaServerView, Meta, BoolFlag, DeviceBody, MessageBody,
         BatchBody, BatchItem, BatchResult, SuppressionBody, WahaServerBody, RequestCodeBody,
         GeneratedToken, WebhookSecret, ServerList, MessageTypeDoc, CalendarTypeDoc, ServerStateDoc,
         MessageStatusDoc, DeviceStatusDoc, DeliveryStatusDoc,

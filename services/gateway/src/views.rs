@@ -238,6 +238,44 @@ pub struct MessageView {
     /// Who created it: `api`, or the automation that answered a contact (`opening_message`,
     /// `closing_message`, `auto_reply`, `auto_forward`, `opt_out_confirmation`).
     origin: String,
+    /// Only on `GET /api/messages/{id}`: its send attempts, oldest first (the newest 50).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    attempt_log: Option<Vec<SendAttemptView>>,
+}
+
+/// One logged outcome of a message's claims: sent, failed, or released to wait (with why).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SendAttemptView {
+    /// The message's attempt count after it.
+    attempt: i32,
+    /// `sent`, `failed` or `released`.
+    outcome: String,
+    /// Why it waits, when released (`session_not_ready`, `retry`, `pacing`, …).
+    hold_reason: Option<String>,
+    /// WAHA's answer or the error then (at most 4,000 characters).
+    api_response: Option<String>,
+    /// How many claims in a row ended exactly like this.
+    repeats: i32,
+    /// The first of them.
+    #[schema(format = DateTime)]
+    first_at: String,
+    /// The last of them.
+    #[schema(format = DateTime)]
+    last_at: String,
+}
+
+impl From<wapim_store::dispatch::AttemptRow> for SendAttemptView {
+    fn from(a: wapim_store::dispatch::AttemptRow) -> Self {
+        Self {
+            attempt: a.attempt,
+            outcome: a.outcome,
+            hold_reason: a.hold_reason,
+            api_response: a.api_response,
+            repeats: a.repeats,
+            first_at: format_naive_utc(&a.first_at),
+            last_at: format_naive_utc(&a.last_at),
+        }
+    }
 }
 
 impl MessageView {
@@ -272,7 +310,14 @@ impl MessageView {
                 .hold_reason
                 .filter(|_| row.status == MessageStatus::Pending),
             origin: row.origin,
+            attempt_log: None,
         }
+    }
+
+    /// The view with the message's send attempts (the single-message read).
+    pub fn with_attempts(mut self, attempts: Vec<wapim_store::dispatch::AttemptRow>) -> Self {
+        self.attempt_log = Some(attempts.into_iter().map(SendAttemptView::from).collect());
+        self
     }
 }
 

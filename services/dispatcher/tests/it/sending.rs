@@ -237,6 +237,16 @@ wapim_testkit::both_backends! {
         p.sim.ensure_session("wapi-test", Engine::Gows, SessionStatus::Working);
         p.wait_for_status(id, "sent", WAIT).await;
         assert_eq!(p.sends_of("wait for me"), 1);
+        // Its attempt log: the holds, counted up in one entry with WAHA's answer, then the send.
+        let sent = p.message(id).await;
+        let log = sent["attempt_log"].as_array().expect("the read shows the attempt log");
+        assert_eq!(log.len(), 2, "{sent}");
+        assert_eq!(log[0]["outcome"], "released");
+        assert_eq!(log[0]["hold_reason"], "session_not_ready");
+        assert!(log[0]["repeats"].as_i64().unwrap() >= 1, "{sent}");
+        assert!(log[0]["api_response"].as_str().unwrap().contains("Session status is not as expected"));
+        assert_eq!(log[1]["outcome"], "sent");
+        assert_eq!(log[1]["attempt"], 1, "holds use no attempt");
     }
 
     async fn a_session_waha_does_not_know_holds_its_messages_and_says_why() {

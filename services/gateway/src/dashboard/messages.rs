@@ -360,13 +360,10 @@ async fn show(
 ) -> Result<HttpResponse, DashError> {
     let id = crate::routes::parse_id(&id)?;
     let actor = viewer.actor.clone();
+    let shown = crate::routes::messages::ATTEMPTS_SHOWN;
     let (m, attempts) = state
         .db
-        .run(move |c| {
-            let m = use_case::show(c, &actor, id)?;
-            let attempts = wapim_store::dispatch::attempts_of(c, m.id, 50)?;
-            Ok::<_, wapim_app::AppError>((m, attempts))
-        })
+        .run(move |c| use_case::show_with_attempts(c, &actor, id, shown))
         .await?;
     let pretty = m.api_response.as_deref().map(|r| {
         serde_json::from_str::<Value>(r)

@@ -300,9 +300,18 @@ pub async fn show(
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = parse_id(&id)?;
-    let row = state.db.run(move |c| use_case::show(c, &actor, id)).await?;
-    Ok(ok("", MessageView::new(row, BoolStyle::Int)))
+    let (row, attempts) = state
+        .db
+        .run(move |c| use_case::show_with_attempts(c, &actor, id, ATTEMPTS_SHOWN))
+        .await?;
+    Ok(ok(
+        "",
+        MessageView::new(row, BoolStyle::Int).with_attempts(attempts),
+    ))
 }
+
+/// How many of a message's newest send attempts its read shows.
+pub(crate) const ATTEMPTS_SHOWN: i64 = 50;
 
 /// `PUT /messages/{id}`: replaces the content of a pending message.
 #[utoipa::path(

@@ -250,6 +250,10 @@ wapim_testkit::both_backends! {
         let id = r.json::<Value>().await.unwrap()["data"]["id"].as_i64().unwrap();
         let m = wait_for_status(&s, &p.base, &token, id, "read").await;
         assert!(m["delivered_at"].is_string() && m["read_at"].is_string(), "{m}");
+        // Its read shows the send attempt that sent it.
+        assert_eq!(m["attempt_log"].as_array().map(Vec::len), Some(1), "{m}");
+        assert_eq!(m["attempt_log"][0]["outcome"], "sent", "{m}");
+        assert_eq!(m["attempt_log"][0]["attempt"], 1, "{m}");
         // The pipeline's metrics: jobs, WAHA calls, send latency, acks.
         let text = s.client.get(format!("{}/metrics", p.base)).send().await.unwrap().text().await.unwrap();
         for needle in [
