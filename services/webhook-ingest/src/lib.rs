@@ -89,6 +89,9 @@ struct Processor {
     automations: Arc<Automations>,
     /// How long applied events and finished deliveries are kept (`None`: forever).
     keep: Option<TimeDelta>,
+    /// How long an event that cannot be applied yet (an ack before its send is recorded) is
+    /// tried again: past a dispatcher's claim lease and sweep, plus a minute.
+    later_patience: TimeDelta,
 }
 
 /// Connections the processor applies one batch on, in parallel.
@@ -175,6 +178,13 @@ impl IngestService {
             }),
             keep: (settings.ingest.keep_days > 0)
                 .then(|| TimeDelta::days(i64::from(settings.ingest.keep_days))),
+            later_patience: secs(
+                settings
+                    .dispatcher
+                    .lease_secs
+                    .saturating_add(settings.dispatcher.sweep_secs)
+                    .saturating_add(60),
+            ),
         };
         tokio::spawn(processor.run());
         Ok(Self {
@@ -432,9 +442,13 @@ impl Processor {
         let (id, attempts, at) = (event.id, event.attempts, now_micros().naive_utc());
         match outcome {
             Ok(Applied::Done) | Err(StoreError::Conflict("event")) => Ok(()),
-            Ok(Applied::Later(why)) if attempts < 6 => {
-                let retry = at + TimeDelta::milliseconds(250 << attempts.clamp(0, 6));
-                ingest::event_retry(c, id, &why, retry)
+            // Owed again, backing off to 10 s, for as long as the thing it waits for may take
+            // to appear: an ack can arrive while its send's claim is orphaned (the dispatcher
+            // died mid-send) and the message is recorded sent only once the claim's lease runs
+            // out and another dispatcher looks the send up.
+            Ok(Applied::Later(why)) if at < event.received_at + self.later_patience => {
+                let backoff = (250_i64 << attempts.clamp(0, 7)).min(10_000);
+                ingest::event_retry(c, id, &why, at + TimeDelta::milliseconds(backoff))
             }
             Ok(Applied::Later(why)) => {
                 tracing::info!(event = id, %why, "event ignored after retries");

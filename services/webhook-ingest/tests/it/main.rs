@@ -212,6 +212,33 @@ wapim_testkit::both_backends! {
         ingest.wait_for("delivered", |i| i.message().status.as_str() == "delivered").await;
     }
 
+    /// A dispatcher that died mid-send leaves its claim until the lease runs out (90 s by
+    /// default); WAHA's acks of that send arrive meanwhile. They are kept trying, backing off,
+    /// past the lease: here past the six tries (about 16 s) after which they used to be dropped.
+    async fn an_ack_waits_past_an_orphaned_claims_lease_for_its_send_to_be_recorded() {
+        let ingest = Ingest::start().await;
+        ingest.db.execute("UPDATE messages SET provider_message_id = NULL, status = 'processing'");
+        assert_eq!(ingest.post(&ack("evt_01orphan", 3, "GOWS"), Some(KEY)).await.0, 200);
+        let started = Instant::now();
+        let tries = || ingest.db.query_i64("SELECT CAST(attempts AS BIGINT) AS n FROM waha_events WHERE event_id = 'evt_01orphan'");
+        while tries() < 7 {
+            assert!(started.elapsed() < Duration::from_secs(40), "tried {} times", tries());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let done = ingest.db.query_i64("SELECT COUNT(*) AS n FROM waha_events WHERE event_id = 'evt_01orphan' AND processed_at IS NOT NULL");
+        assert_eq!(done, 0, "still owed after {} tries", tries());
+        // The claim is taken over and the send looked up: now the ack applies.
+        ingest.db.execute(&format!(
+            "UPDATE messages SET provider_message_id = '{PROVIDER_ID}', status = 'sent'"
+        ));
+        // At its next try: at most the 10 s the backoff grows to.
+        let recorded = Instant::now();
+        while ingest.message().status.as_str() != "read" {
+            assert!(recorded.elapsed() < Duration::from_secs(15), "{:?}", ingest.message());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     async fn session_status_drives_the_device() {
         let ingest = Ingest::start().await;
         let event = json!({"id": "evt_01status", "event": "session.status", "session": "shop",
