@@ -225,6 +225,9 @@ mod tests {
             }
         }
         assert_eq!(rejected_full, 0);
-        assert_eq!(rejected_short, 0);
+        // A random 32-hex token is refused with probability about 6e-8 (fewer than 8 distinct
+        // characters: 3.5e-8; more than half its steps ±1: 2.5e-8), so 20,000 of them may,
+        // rarely (about 1 run in 800), include one. Stricter rules would refuse hundreds.
+        assert!(rejected_short <= 1, "{rejected_short} of 20,000 refused");
     }
 }
