@@ -224,18 +224,61 @@ const ATTEMPT_RESPONSE_CHARS: usize = 4000;
 
 /// Logs the outcome of a claim of `row` (as written): a new entry, or one more repeat of the
 /// previous entry when it ended the same way.
+/// How a claim ended, as the attempt log records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AttemptOutcome {
+    /// WAHA accepted the send.
+    Sent,
+    /// The send cannot succeed.
+    Failed,
+    /// Given back to wait (with its hold or WAHA's answer).
+    Released,
+}
+
+impl AttemptOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Sent => "sent",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Released => "released",
+        }
+    }
+}
+
+/// Ends a claim: runs `write` (the guarded status change) and, when it changed a row that
+/// `worth_logging` accepts, logs the outcome, in one transaction.
+fn end_claim(
+    conn: &mut DbConn,
+    outcome: AttemptOutcome,
+    now: NaiveDateTime,
+    worth_logging: impl Fn(&MessageRow) -> bool,
+    write: impl FnOnce(&mut DbConn) -> Result<Option<MessageRow>, StoreError>,
+) -> Result<Option<MessageRow>, StoreError> {
+    crate::transaction(conn, |conn| {
+        let row = write(conn)?;
+        if let Some(row) = row.as_ref().filter(|r| worth_logging(r)) {
+            log_attempt(conn, row, outcome, now)?;
+        }
+        Ok(row)
+    })
+}
+
 fn log_attempt(
     conn: &mut DbConn,
     row: &MessageRow,
-    outcome: &str,
+    outcome: AttemptOutcome,
     now: NaiveDateTime,
 ) -> Result<(), StoreError> {
     use crate::schema::message_attempts as a;
+    let outcome = outcome.as_str();
     let response: Option<String> = row
         .api_response
         .as_deref()
         .map(|r| r.chars().take(ATTEMPT_RESPONSE_CHARS).collect());
-    let hold = row.hold_reason.clone().filter(|_| outcome == "released");
+    let hold = row
+        .hold_reason
+        .clone()
+        .filter(|_| outcome == AttemptOutcome::Released.as_str());
     let last: Option<AttemptRow> = a::table
         .filter(a::message_id.eq(row.id))
         .order(a::id.desc())
@@ -294,31 +337,33 @@ pub fn record_sent(
     now: NaiveDateTime,
 ) -> Result<Option<MessageRow>, StoreError> {
     let to = MessageStatus::Sent;
-    crate::transaction(conn, |conn| {
-        let row = diesel::update(messages::table)
-            .filter(messages::id.eq(id))
-            .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Processing], to)))
-            .set((
-                messages::status.eq(to.as_str()),
-                messages::is_sent.eq(true),
-                messages::provider_message_id.eq(provider_message_id),
-                messages::api_response.eq(api_response),
-                messages::sent_at.eq(now),
-                // A send no limit admitted (none was set) still counts if one is set later today.
-                messages::admitted_at.eq(coalesce(messages::admitted_at, Some(now))),
-                messages::status_updated_at.eq(now),
-                messages::updated_at.eq(now),
-                messages::lease_until.eq(None::<NaiveDateTime>),
-                messages::revision.eq(messages::revision + 1),
-            ))
-            .returning(messages::all_columns)
-            .get_result::<MessageRow>(conn)
-            .optional()?;
-        if let Some(row) = &row {
-            log_attempt(conn, row, "sent", now)?;
-        }
-        Ok(row)
-    })
+    end_claim(
+        conn,
+        AttemptOutcome::Sent,
+        now,
+        |_| true,
+        |conn| {
+            Ok(diesel::update(messages::table)
+                .filter(messages::id.eq(id))
+                .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Processing], to)))
+                .set((
+                    messages::status.eq(to.as_str()),
+                    messages::is_sent.eq(true),
+                    messages::provider_message_id.eq(provider_message_id),
+                    messages::api_response.eq(api_response),
+                    messages::sent_at.eq(now),
+                    // A send no limit admitted (none was set) still counts if one is set later today.
+                    messages::admitted_at.eq(coalesce(messages::admitted_at, Some(now))),
+                    messages::status_updated_at.eq(now),
+                    messages::updated_at.eq(now),
+                    messages::lease_until.eq(None::<NaiveDateTime>),
+                    messages::revision.eq(messages::revision + 1),
+                ))
+                .returning(messages::all_columns)
+                .get_result(conn)
+                .optional()?)
+        },
+    )
 }
 
 /// Records a send that cannot succeed: `processing → failed` with the last error.
@@ -329,26 +374,28 @@ pub fn record_failed(
     now: NaiveDateTime,
 ) -> Result<Option<MessageRow>, StoreError> {
     let to = MessageStatus::Failed;
-    crate::transaction(conn, |conn| {
-        let row = diesel::update(messages::table)
-            .filter(messages::id.eq(id))
-            .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Processing], to)))
-            .set((
-                messages::status.eq(to.as_str()),
-                messages::api_response.eq(api_response),
-                messages::status_updated_at.eq(now),
-                messages::updated_at.eq(now),
-                messages::lease_until.eq(None::<NaiveDateTime>),
-                messages::revision.eq(messages::revision + 1),
-            ))
-            .returning(messages::all_columns)
-            .get_result::<MessageRow>(conn)
-            .optional()?;
-        if let Some(row) = &row {
-            log_attempt(conn, row, "failed", now)?;
-        }
-        Ok(row)
-    })
+    end_claim(
+        conn,
+        AttemptOutcome::Failed,
+        now,
+        |_| true,
+        |conn| {
+            Ok(diesel::update(messages::table)
+                .filter(messages::id.eq(id))
+                .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Processing], to)))
+                .set((
+                    messages::status.eq(to.as_str()),
+                    messages::api_response.eq(api_response),
+                    messages::status_updated_at.eq(now),
+                    messages::updated_at.eq(now),
+                    messages::lease_until.eq(None::<NaiveDateTime>),
+                    messages::revision.eq(messages::revision + 1),
+                ))
+                .returning(messages::all_columns)
+                .get_result(conn)
+                .optional()?)
+        },
+    )
 }
 
 /// How [`release`] gives a claimed message back.
@@ -395,8 +442,11 @@ pub fn release(
     } = *how;
     let to = MessageStatus::Pending;
     let refund = if refund_attempt { 1 } else { 0 };
-    crate::transaction(conn, |conn| {
-        let row = diesel::update(messages::table)
+    // Only a release that says why (WAHA's answer or a hold) is an attempt worth logging; a
+    // bare one (a pacing slot not come yet) is not.
+    let says_why = |r: &MessageRow| r.api_response.is_some() || r.hold_reason.is_some();
+    end_claim(conn, AttemptOutcome::Released, now, says_why, |conn| {
+        Ok(diesel::update(messages::table)
             .filter(messages::id.eq(id))
             .filter(messages::status.eq_any(legal_sources(&[MessageStatus::Processing], to)))
             .set((
@@ -413,17 +463,8 @@ pub fn release(
                 messages::revision.eq(messages::revision + 1),
             ))
             .returning(messages::all_columns)
-            .get_result::<MessageRow>(conn)
-            .optional()?;
-        // Only a release that says why (WAHA's answer or a hold) is an attempt worth logging;
-        // a bare one (a pacing slot not come yet) is not.
-        if let Some(row) = row
-            .as_ref()
-            .filter(|r| r.api_response.is_some() || r.hold_reason.is_some())
-        {
-            log_attempt(conn, row, "released", now)?;
-        }
-        Ok(row)
+            .get_result(conn)
+            .optional()?)
     })
 }
 
