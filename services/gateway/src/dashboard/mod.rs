@@ -169,7 +169,9 @@ fn now_secs() -> i64 {
 }
 
 /// Refuses a POST whose `Origin` names another site (browsers send it on cross-site posts).
-fn same_origin(req: &HttpRequest) -> bool {
+/// This site is the one list links point at ([`crate::listing::LinkBase`]): `public_url`, or
+/// the request's own host, a proxy's headers believed only when the gateway is told to.
+fn same_origin(req: &HttpRequest, state: &AppState) -> bool {
     let Some(origin) = req
         .headers()
         .get(header::ORIGIN)
@@ -177,10 +179,7 @@ fn same_origin(req: &HttpRequest) -> bool {
     else {
         return true;
     };
-    let info = req.connection_info();
-    origin
-        .split_once("://")
-        .is_some_and(|(_, host)| host.eq_ignore_ascii_case(info.host()))
+    origin.eq_ignore_ascii_case(&state.links.of(req))
 }
 
 impl FromRequest for Viewer {
@@ -195,7 +194,8 @@ impl FromRequest for Viewer {
             .and_then(|c| c.to_str().ok())
             .and_then(session::cookie_value)
             .map(str::to_owned);
-        let cross_site = req.method() == actix_web::http::Method::POST && !same_origin(req);
+        let cross_site = req.method() == actix_web::http::Method::POST
+            && state.as_ref().is_some_and(|s| !same_origin(req, s));
         Box::pin(async move {
             if cross_site {
                 return Err(DashError::Forged);
@@ -538,9 +538,9 @@ async fn login_form() -> HttpResponse {
     ok_page(login_page(None))
 }
 
-/// Whether the request came over https (directly, or via a trusted proxy's headers).
-fn is_https(req: &HttpRequest) -> bool {
-    req.connection_info().scheme() == "https"
+/// Whether this site is served over https (its cookie is then `Secure`).
+fn is_https(req: &HttpRequest, state: &AppState) -> bool {
+    state.links.of(req).starts_with("https://")
 }
 
 async fn login(
@@ -548,7 +548,7 @@ async fn login(
     req: HttpRequest,
     form: web::Form<std::collections::HashMap<String, String>>,
 ) -> Result<HttpResponse, DashError> {
-    if !same_origin(&req) {
+    if !same_origin(&req, &state) {
         return Err(DashError::Forged);
     }
     let field = |name: &str| {
@@ -592,7 +592,7 @@ async fn login(
         .insert_header((header::LOCATION, "/dashboard/devices"))
         .insert_header((
             header::SET_COOKIE,
-            session::set_cookie(Some(&sealed), is_https(&req)),
+            session::set_cookie(Some(&sealed), is_https(&req, &state)),
         ))
         .finish())
 }
@@ -608,7 +608,7 @@ async fn logout(
         .insert_header((header::LOCATION, "/dashboard/login"))
         .insert_header((
             header::SET_COOKIE,
-            session::set_cookie(None, is_https(&req)),
+            session::set_cookie(None, is_https(&req, &state)),
         ))
         .finish())
 }

@@ -108,13 +108,11 @@ impl SessionKey {
         let Ok(given) = hex::decode(given) else {
             return false;
         };
-        let expected = self.mac("csrf", session.nonce.as_bytes()).finalize();
         given.len() == 16
-            && given
-                .iter()
-                .zip(&expected.into_bytes()[..16])
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+            && self
+                .mac("csrf", session.nonce.as_bytes())
+                .verify_truncated_left(&given)
+                .is_ok()
     }
 }
 
