@@ -166,6 +166,17 @@ impl Process {
     }
 }
 
+/// A child process killed (and reaped) when the test ends, also when an assertion fails first:
+/// no `wapim` outlives its test.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -476,28 +487,30 @@ async fn spans_of_a_message_are_exported_over_otlp_under_the_callers_trace() {
     let s = Setup::new().await;
     let token = wapim_domain::token::generate_secret_token();
     let port = s.port;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wapim"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("WAPIM_DATABASE__URL", &s.db.url)
-        .env("WAPIM_DATABASE__CREATE_IF_MISSING", "false")
-        .env("WAPIM_AMQP__URL", &s.amqp_url)
-        .env("WAPIM_AMQP__PREFIX", &s.prefix)
-        .env("WAPIM_HTTP__PORT", port.to_string())
-        .env("WAPIM_WAHA__URL", s.sim.base_url())
-        .env("WAPIM_PACING__MIN_INTERVAL_MS", "0")
-        .env("WAPIM_PACING__JITTER_MS", "0")
-        .env("WAPIM_AUTH__ADMIN_TOKEN", &token)
-        .env("WAPIM_LOG__LEVEL", "warn")
-        .env(
-            "WAPIM_TELEMETRY__OTLP_ENDPOINT",
-            format!("http://127.0.0.1:{collector_port}"),
-        )
-        .env("OTEL_BSP_SCHEDULE_DELAY", "200")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped(
+        Command::new(env!("CARGO_BIN_EXE_wapim"))
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("WAPIM_DATABASE__URL", &s.db.url)
+            .env("WAPIM_DATABASE__CREATE_IF_MISSING", "false")
+            .env("WAPIM_AMQP__URL", &s.amqp_url)
+            .env("WAPIM_AMQP__PREFIX", &s.prefix)
+            .env("WAPIM_HTTP__PORT", port.to_string())
+            .env("WAPIM_WAHA__URL", s.sim.base_url())
+            .env("WAPIM_PACING__MIN_INTERVAL_MS", "0")
+            .env("WAPIM_PACING__JITTER_MS", "0")
+            .env("WAPIM_AUTH__ADMIN_TOKEN", &token)
+            .env("WAPIM_LOG__LEVEL", "warn")
+            .env(
+                "WAPIM_TELEMETRY__OTLP_ENDPOINT",
+                format!("http://127.0.0.1:{collector_port}"),
+            )
+            .env("OTEL_BSP_SCHEDULE_DELAY", "200")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap(),
+    );
     let base = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     while reqwest::get(format!("{base}/readyz"))
@@ -538,12 +551,12 @@ async fn spans_of_a_message_are_exported_over_otlp_under_the_callers_trace() {
     assert!(send.traceparent.unwrap_or_default().contains(trace_id));
     // A graceful stop flushes what is batched.
     assert!(Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &child.0.id().to_string()])
         .status()
         .unwrap()
         .success());
     let stopping = Instant::now();
-    while child.try_wait().unwrap().is_none() {
+    while child.0.try_wait().unwrap().is_none() {
         assert!(
             stopping.elapsed() < Duration::from_secs(20),
             "still running after SIGTERM"
